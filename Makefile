@@ -1,0 +1,61 @@
+# Two commands matter: `make demo` (render a real video) and `make test` (the whole suite).
+# Both set up .venv on a fresh machine first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# The PostgreSQL pass of the suite runs against this server when it answers (CI makes sure it does).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install demo test test-sqlite test-postgres lint serve bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py migrate --noinput --verbosity 0
+	$(PY) manage.py render "A paper boat sails down a rain-filled gutter at dusk. \
+	It tumbles over a small waterfall into a storm drain and glides through glowing tunnels. \
+	It emerges into a calm harbour at sunrise as gulls circle overhead." \
+	  --duration 30 --strategy sentences --output out/demo.mp4 || exit 1
+
+# The whole suite: SQLite (embedded default) first, then the PostgreSQL-backed tests.
+test: install
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
+
+# Runs the tests marked `postgres` on a real server. Skipped (with a message) when none answers,
+# except under REQUIRE_SERVICES=1 (CI), where a missing server is a failure.
+test-postgres: install
+	@if $(PY) -c "import psycopg,sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
+	  DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only-secret TASK_RUNNER=inprocess TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	    $(PY) -m pytest -m postgres $(PYTEST_ARGS); \
+	elif [ "$$REQUIRE_SERVICES" = "1" ]; then \
+	  echo "PostgreSQL at $(TEST_DATABASE_URL) is not reachable and REQUIRE_SERVICES=1"; exit 1; \
+	else \
+	  echo "PostgreSQL at $(TEST_DATABASE_URL) is not reachable: the PostgreSQL tests were skipped"; \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+serve: install
+	$(PY) manage.py migrate --noinput --verbosity 0
+	DEBUG=$${DEBUG:-1} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) sora_controller.asgi:application
+
+bench: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) bench/assembly.py
+
+clean:
+	rm -rf out var/bench-clips .pytest_cache

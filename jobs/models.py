@@ -1,0 +1,175 @@
+"""The domain: a VideoJob is split into Segments, each rendered to a clip; ReferenceImages guide them.
+
+State fields (status, progress, costs, files) are only changed by jobs.services, which claims rows with
+conditional UPDATEs; nothing else writes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    QUEUED = "queued", "Queued"
+    RENDERING = "rendering", "Rendering"
+    ASSEMBLING = "assembling", "Assembling"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SegmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    RENDERING = "rendering", "Rendering"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Continuity(models.TextChoices):
+    PARALLEL = "parallel", "Parallel: all segments at once"
+    CHAIN = "chain", "Chain: each segment starts from the previous clip's last frame"
+    REFERENCE = "reference", "Reference: every segment uses the job's reference image"
+
+
+class ReferenceFit(models.TextChoices):
+    COVER = "cover", "Cover: scale and crop to fill the frame"
+    PAD = "pad", "Pad: scale to fit and letterbox"
+
+
+def _job_dir(job_id: uuid.UUID) -> str:
+    return f"jobs/{job_id}"
+
+
+def job_output_path(instance: VideoJob, filename: str) -> str:
+    return f"{_job_dir(instance.id)}/{filename}"
+
+
+def segment_file_path(instance: Segment, filename: str) -> str:
+    return f"{_job_dir(instance.job_id)}/segments/{filename}"
+
+
+def reference_image_path(instance: ReferenceImage, filename: str) -> str:
+    return f"{_job_dir(instance.job_id)}/references/{filename}"
+
+
+class VideoJob(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="video_jobs")
+    title = models.CharField(max_length=200, blank=True)
+    prompt = models.TextField()
+    duration_seconds = models.FloatField()
+    segment_seconds = models.FloatField(default=10.0)
+    strategy = models.CharField(max_length=40, default="even")
+    continuity = models.CharField(max_length=20, choices=Continuity.choices, default=Continuity.PARALLEL)
+    reference_fit = models.CharField(max_length=10, choices=ReferenceFit.choices, default=ReferenceFit.COVER)
+    provider = models.CharField(max_length=40, default="local")
+    model = models.CharField(max_length=80, blank=True)
+    size = models.CharField(max_length=20, default="1280x720")
+    fps = models.PositiveSmallIntegerField(default=30)
+
+    status = models.CharField(
+        max_length=20, choices=JobStatus.choices, default=JobStatus.DRAFT, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    cost_estimate_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    billed_seconds_estimate = models.FloatField(default=0.0)
+    cost_spent_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    output_video = models.FileField(upload_to=job_output_path, max_length=300, blank=True)
+    poster_image = models.FileField(upload_to=job_output_path, max_length=300, blank=True)
+    output_duration_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # Bumped every time a render starts, so late results of an abandoned run can be told apart.
+    render_generation = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(duration_seconds__gt=0), name="job_duration_positive"),
+            models.CheckConstraint(condition=models.Q(segment_seconds__gt=0), name="job_segment_positive"),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0) & models.Q(progress__lte=100), name="job_progress_0_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Job {str(self.id)[:8]}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+class Segment(models.Model):
+    job = models.ForeignKey(VideoJob, on_delete=models.CASCADE, related_name="segments")
+    index = models.PositiveIntegerField()
+    prompt = models.TextField()
+    is_manual = models.BooleanField(
+        default=False, help_text="True when a person wrote or overrode this prompt"
+    )
+    start_seconds = models.FloatField()
+    end_seconds = models.FloatField()
+    # What the provider renders and bills (>= the planned length; the extra is trimmed at assembly).
+    render_seconds = models.FloatField(default=0.0)
+
+    status = models.CharField(
+        max_length=20, choices=SegmentStatus.choices, default=SegmentStatus.PENDING, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    provider_task_id = models.CharField(max_length=200, blank=True, db_index=True)
+    provider_status = models.CharField(max_length=40, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    clip = models.FileField(upload_to=segment_file_path, max_length=300, blank=True)
+    last_frame = models.FileField(upload_to=segment_file_path, max_length=300, blank=True)
+    thumbnail = models.FileField(upload_to=segment_file_path, max_length=300, blank=True)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="segment_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(end_seconds__gt=models.F("start_seconds")), name="segment_positive_length"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Segment {self.index + 1} of {self.job_id}"
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+
+class ReferenceImage(models.Model):
+    job = models.ForeignKey(VideoJob, on_delete=models.CASCADE, related_name="reference_images")
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="reference_images", null=True, blank=True
+    )
+    image = models.FileField(upload_to=reference_image_path, max_length=300)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Reference image {self.pk} of {self.job_id}"

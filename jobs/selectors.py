@@ -1,0 +1,70 @@
+"""Reads. Everything a person can see goes through a selector scoped to them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from .models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
+
+
+def video_jobs_visible_to(user: Any) -> QuerySet[VideoJob]:
+    """The jobs `user` may see: their own; staff see every job."""
+    if user is None or not user.is_authenticated:
+        return VideoJob.objects.none()
+    queryset = VideoJob.objects.all()
+    if not user.is_staff:
+        queryset = queryset.filter(owner=user)
+    return queryset
+
+
+def video_job_list(*, user: Any, status: str | None = None) -> QuerySet[VideoJob]:
+    queryset = video_jobs_visible_to(user).annotate(
+        segment_count=Count("segments"),
+        segments_done=Count("segments", filter=Q(segments__status=SegmentStatus.COMPLETED)),
+    )
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at")
+
+
+def video_job_detail(*, user: Any, job_id: uuid.UUID | str) -> VideoJob | None:
+    """One job with its segments and reference images in a fixed number of queries."""
+    return (
+        video_jobs_visible_to(user)
+        .select_related("owner")
+        .prefetch_related(
+            Prefetch("segments", queryset=Segment.objects.order_by("index")),
+            Prefetch("reference_images", queryset=ReferenceImage.objects.order_by("created_at", "id")),
+        )
+        .filter(id=job_id)
+        .first()
+    )
+
+
+def segment_reference_path(segment: Segment) -> ReferenceImage | None:
+    """The reference image that applies to a segment, by the job's continuity mode.
+
+    A segment's own image wins. Otherwise the job's image guides the first segment in `parallel` and
+    `chain` modes (later chained segments start from the previous clip instead) and every segment in
+    `reference` mode.
+    """
+    own = ReferenceImage.objects.filter(segment=segment).order_by("-created_at", "-id").first()
+    if own is not None:
+        return own
+    job_image = (
+        ReferenceImage.objects.filter(job_id=segment.job_id, segment__isnull=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if job_image is None:
+        return None
+    if segment.job.continuity == "reference" or segment.index == 0:
+        return job_image
+    return None
+
+
+def job_is_active(job: VideoJob) -> bool:
+    return job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}

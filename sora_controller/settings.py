@@ -1,0 +1,207 @@
+"""All settings, read from the environment in this one module.
+
+With no DATABASE_URL and no REDIS_URL the project runs on the *embedded default*: SQLite, the in-memory
+channel layer, the local provider and an in-process task runner. Setting them switches to the
+production topology without any other change.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DATABASE_URL = env_str("DATABASE_URL")
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDED = not DATABASE_URL and not REDIS_URL
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not EMBEDDED:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL or REDIS_URL is set")
+    # Embedded default: a random key kept beside the SQLite file, so sessions survive restarts
+    # without anyone having to invent a secret for a local demo.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "channels",
+    "jobs",
+    "segmentation",
+    "rendering",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sora_controller.urls"
+WSGI_APPLICATION = "sora_controller.wsgi.application"
+ASGI_APPLICATION = "sora_controller.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # Workers (threads of the in-process runner) write beside the web request; wait for the
+            # write lock instead of failing with "database is locked".
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # A file, not the shared-cache in-memory default: in-memory SQLite locks whole tables and
+            # ignores the busy timeout, which breaks tests where worker threads write beside the test.
+            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+
+# --- Realtime -------------------------------------------------------------------------------------
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    # Reaches only consumers in this process: right for the embedded default, where the web server and
+    # the in-process worker share one process.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Tasks ----------------------------------------------------------------------------------------
+# "inprocess": a thread pool inside this process runs the Celery task functions (embedded default).
+# "celery": tasks go to the broker and a `celery worker` fleet runs them.
+TASK_RUNNER = env_str("TASK_RUNNER", "celery" if REDIS_URL else "inprocess")
+if TASK_RUNNER not in {"inprocess", "celery"}:
+    raise ImproperlyConfigured(f"TASK_RUNNER must be 'inprocess' or 'celery', got {TASK_RUNNER!r}")
+INPROCESS_WORKERS = env_int("INPROCESS_WORKERS", 2)
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TRACK_STARTED = True
+# Longer than the longest task (a 20 s clip at the slowest provider plus assembly), so Redis never
+# re-delivers a task that is still running.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+
+# --- Domain limits --------------------------------------------------------------------------------
+MIN_DURATION_SECONDS = env_float("MIN_DURATION_SECONDS", 1.0)
+MAX_DURATION_SECONDS = env_float("MAX_DURATION_SECONDS", 1800.0)
+DEFAULT_SEGMENT_SECONDS = env_float("DEFAULT_SEGMENT_SECONDS", 10.0)
+MIN_SEGMENT_SECONDS = env_float("MIN_SEGMENT_SECONDS", 1.0)
+MAX_SEGMENT_SECONDS = env_float("MAX_SEGMENT_SECONDS", 60.0)
+MAX_SEGMENT_PROMPT_CHARS = env_int("MAX_SEGMENT_PROMPT_CHARS", 32000)
+MAX_JOB_PROMPT_CHARS = env_int("MAX_JOB_PROMPT_CHARS", 200_000)
+DEFAULT_PROVIDER = env_str("DEFAULT_PROVIDER", "local")
+DEFAULT_VIDEO_SIZE = env_str("DEFAULT_VIDEO_SIZE", "1280x720")
+DEFAULT_FPS = env_int("DEFAULT_FPS", 30)
+SEGMENT_MAX_ATTEMPTS = env_int("SEGMENT_MAX_ATTEMPTS", 3)
+
+# --- Reference images -----------------------------------------------------------------------------
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+
+# --- Media tools ----------------------------------------------------------------------------------
+# Empty: the ffmpeg binary shipped in the imageio-ffmpeg wheel. Set to use another ffmpeg.
+FFMPEG_BINARY = env_str("FFMPEG_BINARY")
+# libx264 preset for clips the local provider draws and for re-encodes during normalisation.
+X264_PRESET = env_str("X264_PRESET", "veryfast")
+
+# --- REST framework -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+}
+
+# --- Providers ------------------------------------------------------------------------------------
+# Where the local provider keeps clips between drawing and download.
+LOCAL_PROVIDER_DIR = Path(env_str("LOCAL_PROVIDER_DIR", str(DATA_DIR / "local-provider"))).resolve()
+# Tries of one segment through transient provider errors (429, 5xx, timeouts) before it fails.
+TRANSIENT_RETRIES = env_int("TRANSIENT_RETRIES", 8)

@@ -1,0 +1,30 @@
+"""Project-wide fixtures: users, an isolated media root, and the service probes."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    # Each test writes its clips under its own temporary media root, so tests never see each
+    # other's files and nothing lands in the developer's var/media.
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    yield
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_provider_dir(settings, tmp_path):
+    settings.LOCAL_PROVIDER_DIR = tmp_path / "local-provider"
+    yield

@@ -1,0 +1,158 @@
+"""The render pipeline end to end on the embedded default: the same task functions the fleet runs."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from jobs import services
+from jobs.models import JobStatus, SegmentStatus, VideoJob
+from rendering import tasks
+from rendering.dispatch import build_stages, inprocess_runner
+from rendering.media import probe
+from rendering.providers.base import Capabilities, ProviderError, RenderRequest, VideoProvider
+from rendering.providers.local import LocalProvider
+from rendering.providers.registry import register_provider
+
+
+def create(owner, **overrides) -> VideoJob:
+    fields = {
+        "prompt": "A kite climbs over a beach. It loops twice. It lands in the sand.",
+        "duration_seconds": 5,
+        "segment_seconds": 2,
+        "strategy": "sentences",
+        "size": "320x240",
+        "fps": 24,
+    }
+    fields.update(overrides)
+    return services.video_job_create(owner=owner, **fields)
+
+
+def start(job: VideoJob, capture) -> VideoJob:
+    # Queue without dispatching, so the test drives the tasks itself.
+    with capture(execute=False):
+        return services.video_job_render(job=job)
+
+
+@pytest.mark.django_db
+def test_render_segment_twice_leaves_one_clip(user, settings, django_capture_on_commit_callbacks):
+    job = start(create(user, duration_seconds=2), django_capture_on_commit_callbacks)
+    segment = job.segments.get()
+    args = (str(job.id), segment.id, job.render_generation)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = tasks.render_segment.apply(args=args).get()
+        second = tasks.render_segment.apply(args=args).get()
+
+    assert (first, second) == ("completed", "skipped")
+    segment.refresh_from_db()
+    assert segment.status == SegmentStatus.COMPLETED and segment.attempts == 1
+    clips = list((Path(settings.MEDIA_ROOT) / f"jobs/{job.id}/segments").glob("*.mp4"))
+    assert [c.name for c in clips] == [Path(segment.clip.name).name]
+    assert segment.last_frame and segment.thumbnail
+
+
+@pytest.mark.django_db
+def test_stages_follow_continuity(user, django_capture_on_commit_callbacks):
+    parallel = start(create(user), django_capture_on_commit_callbacks)
+    stages = build_stages(parallel.id, parallel.render_generation)
+    assert [len(stage) for stage in stages] == [3, 1]
+    chained = start(create(user, continuity="chain"), django_capture_on_commit_callbacks)
+    stages = build_stages(chained.id, chained.render_generation)
+    assert [len(stage) for stage in stages] == [1, 1, 1, 1]
+    assert stages[-1][0][0] is tasks.assemble_job
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_job_end_to_end(user):
+    job = services.video_job_render(job=create(user))
+    assert inprocess_runner().wait_idle(timeout=120)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.error
+    assert job.progress == 100
+    info = probe(Path(job.output_video.path))
+    assert info.duration == pytest.approx(5.0, abs=0.1)
+    assert info.size == "320x240" and info.audio_codec == "aac"
+    assert job.output_duration_seconds == pytest.approx(5.0, abs=0.1)
+    assert Path(job.poster_image.path).stat().st_size > 0
+    assert set(job.segments.values_list("status", flat=True)) == {SegmentStatus.COMPLETED}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chain_uses_the_previous_clips_true_last_frame(user, monkeypatch):
+    seen: dict[int, str | None] = {}
+    original = LocalProvider.submit
+
+    def spy(self, request: RenderRequest, **kwargs):
+        digest = (
+            hashlib.sha256(request.reference_image.read_bytes()).hexdigest()
+            if request.reference_image
+            else None
+        )
+        seen[request.segment_index] = digest
+        return original(self, request, **kwargs)
+
+    monkeypatch.setattr(LocalProvider, "submit", spy)
+    job = services.video_job_render(job=create(user, continuity="chain"))
+    assert inprocess_runner().wait_idle(timeout=120)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED, job.error
+    segments = list(job.segments.order_by("index"))
+    assert seen[0] is None
+    for previous, current in itertools.pairwise(segments):
+        last_frame = hashlib.sha256(Path(previous.last_frame.path).read_bytes()).hexdigest()
+        assert seen[current.index] == last_frame
+
+
+@register_provider("test-refusing")
+class RefusingProvider(VideoProvider):
+    """Refuses prompts containing 'forbidden', like a moderation filter; otherwise draws locally."""
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            models=("m",),
+            default_model="m",
+            sizes=None,
+            clip_seconds=(4.0, 8.0),
+            price_per_second={"m": Decimal("0.1")},
+        )
+
+    def submit(self, request, *, on_progress=None):
+        if "forbidden" in request.prompt:
+            raise ProviderError("the prompt was blocked", permanent=True, code="moderation_blocked")
+        return LocalProvider().submit(request, on_progress=on_progress)
+
+    def poll(self, task_id):
+        return LocalProvider().poll(task_id)
+
+    def download(self, task_id, dest):
+        return LocalProvider().download(task_id, dest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_segment_fails_the_job_and_keeps_finished_clips(user):
+    job = create(
+        user,
+        provider="test-refusing",
+        strategy="manual",
+        duration_seconds=6,
+        segment_seconds=3,
+        manual_prompts=["a calm sea", "something forbidden"],
+    )
+    assert job.billed_seconds_estimate == 8 and job.cost_estimate_usd == Decimal("0.8")
+    job = services.video_job_render(job=job)
+    assert inprocess_runner().wait_idle(timeout=120)
+    job.refresh_from_db()
+    first, second = job.segments.order_by("index")
+    assert job.status == JobStatus.FAILED
+    assert "segment 2" in job.error and "moderation_blocked" in job.error
+    assert first.status == SegmentStatus.COMPLETED and Path(first.clip.path).exists()
+    # Rendered 4 s for a 3 s segment: trimmed to the plan, billed for 4.
+    assert probe(Path(first.clip.path)).duration == pytest.approx(3.0, abs=0.05)
+    assert first.cost_usd == Decimal("0.4") and job.cost_spent_usd == Decimal("0.4")
+    assert second.status == SegmentStatus.FAILED and "blocked" in second.error
+    assert not job.output_video
