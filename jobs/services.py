@@ -654,3 +654,14 @@ def _delete_files(names: Iterable[str]) -> None:
             default_storage.delete(name)
         except Exception:  # a leftover file is harmless; a crash here would undo nothing useful
             log.warning("could not delete %s", name, exc_info=True)
+
+
+def reference_image_delete(*, image: ReferenceImage) -> None:
+    """Remove a reference image and its file; refused while its job renders."""
+    job = image.job
+    if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
+        raise IllegalTransition(f"job {job.id} is {job.status}; reference images cannot change while it renders")
+    name = image.image.name
+    with transaction.atomic():
+        image.delete()
+        transaction.on_commit(lambda: _delete_files([name]))

@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
-from django.views.static import serve
+from django.urls import include, path, re_path
+
+from jobs.media_views import protected_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("jobs.api.urls")),
 ]
 
-if settings.EMBEDDED or settings.DEBUG:
-    # Media on the embedded default is served by Django itself; production serves it from S3.
-    urlpatterns += [path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT})]
+if settings.MEDIA_URL.startswith("/"):
+    # Media on the file system (the embedded default) is served by Django, checked per job.
+    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", protected_media)]
