@@ -105,18 +105,18 @@ class Estimate:
     model: str
 
 
-def estimate_for(provider_name: str, model: str, durations: Sequence[float]) -> Estimate:
+def estimate_for(provider_name: str, model: str, durations: Sequence[float], size: str = "") -> Estimate:
     """Billed seconds and cost for segments of `durations` on a provider/model; no provider call."""
     provider = get_provider(provider_name)
     caps = provider.capabilities()
     chosen = caps.check_model(model)
     render_seconds = [caps.billed_seconds(d) for d in durations]
-    cost = sum((caps.cost(chosen, s) for s in render_seconds), Decimal("0"))
+    cost = sum((caps.cost(chosen, s, size) for s in render_seconds), Decimal("0"))
     return Estimate(
         billed_seconds=round(sum(render_seconds), 3),
         cost_usd=cost.quantize(Decimal("0.0001")),
         render_seconds=render_seconds,
-        price_per_second=caps.price(chosen),
+        price_per_second=caps.price(chosen, size),
         model=chosen,
     )
 
@@ -192,8 +192,8 @@ def video_job_create(
         specs = segment_prompt(strategy, prompt, duration, seg_len, _segmentation_context(manual_prompts))
         caps = get_provider(provider_name).capabilities()
         chosen_model = caps.check_model(model)
-        caps.check_size(size)
-        estimate = estimate_for(provider_name, chosen_model, [s.duration_seconds for s in specs])
+        caps.check_size(size, chosen_model)
+        estimate = estimate_for(provider_name, chosen_model, [s.duration_seconds for s in specs], size)
         too_long = [s.index + 1 for s in specs if len(s.prompt) > caps.max_prompt_chars]
         if too_long:
             raise InvalidInput(
@@ -660,8 +660,178 @@ def reference_image_delete(*, image: ReferenceImage) -> None:
     """Remove a reference image and its file; refused while its job renders."""
     job = image.job
     if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
-        raise IllegalTransition(f"job {job.id} is {job.status}; reference images cannot change while it renders")
+        raise IllegalTransition(
+            f"job {job.id} is {job.status}; reference images cannot change while it renders"
+        )
     name = image.image.name
     with transaction.atomic():
         image.delete()
         transaction.on_commit(lambda: _delete_files([name]))
+
+
+def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decimal = Decimal("0")) -> Segment:
+    """Start another provider render of a rendering segment (the last one failed or its download
+    expired): forget the provider task, count the attempt and record what the lost render cost.
+    Raises IllegalTransition when the attempt budget is spent (the caller then fails the segment)."""
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().select_related("job").get(id=segment_id)
+        if segment.status != SegmentStatus.RENDERING:
+            raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it is not rendering")
+        if wasted_cost_usd:
+            VideoJob.objects.filter(id=segment.job_id).update(
+                cost_spent_usd=F("cost_spent_usd") + wasted_cost_usd
+            )
+        segment.cost_usd = F("cost_usd") + wasted_cost_usd
+        exhausted = segment.attempts >= settings.SEGMENT_MAX_ATTEMPTS
+        if exhausted:
+            # The wasted cost is kept (it was spent) even though no new attempt starts.
+            segment.save(update_fields=["cost_usd"])
+    if exhausted:
+        raise IllegalTransition(
+            f"segment {segment.index + 1} used all {settings.SEGMENT_MAX_ATTEMPTS} attempts; last: {reason}"
+        )
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().select_related("job").get(id=segment_id)
+        if segment.status != SegmentStatus.RENDERING:
+            raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it is not rendering")
+        segment.attempts = F("attempts") + 1
+        segment.provider_task_id = ""
+        segment.provider_status = "resubmitting"
+        segment.progress = 0.0
+        segment.error = reason[:4000]
+        segment.save(
+            update_fields=["cost_usd", "attempts", "provider_task_id", "provider_status", "progress", "error"]
+        )
+        segment.refresh_from_db()
+        publish_after_commit(segment.job_id, FRAME_PROGRESS, _segment_payload(segment))
+    return segment
+
+
+# --- Plans and estimates without storing (the API's live estimate) ---------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    index: int
+    prompt: str
+    is_manual: bool
+    start_seconds: float
+    end_seconds: float
+    render_seconds: float
+    cost_usd: Decimal
+
+    @property
+    def planned_seconds(self) -> float:
+        return round(self.end_seconds - self.start_seconds, 3)
+
+    @property
+    def trimmed_seconds(self) -> float:
+        # Rendered (and billed) beyond the plan; cut at assembly.
+        return round(self.render_seconds - self.planned_seconds, 3)
+
+
+@dataclass(frozen=True)
+class Plan:
+    provider: str
+    model: str
+    size: str
+    price_per_second: Decimal
+    billed_seconds: float
+    cost_usd: Decimal
+    segments: list[PlannedSegment]
+
+    @property
+    def planned_seconds(self) -> float:
+        return round(sum(s.planned_seconds for s in self.segments), 3)
+
+    @property
+    def trimmed_seconds(self) -> float:
+        return round(self.billed_seconds - self.planned_seconds, 3)
+
+
+def _plan_from(
+    provider_name: str, model: str, size: str, rows: Sequence[tuple[int, str, bool, float, float]]
+) -> Plan:
+    """rows: (index, prompt, is_manual, start, end). Raises CapabilityError for what the provider lacks."""
+    caps = get_provider(provider_name).capabilities()
+    estimate = estimate_for(provider_name, model, [end - start for _, _, _, start, end in rows], size)
+    segments = [
+        PlannedSegment(
+            index=index,
+            prompt=prompt,
+            is_manual=is_manual,
+            start_seconds=start,
+            end_seconds=end,
+            render_seconds=render_seconds,
+            cost_usd=caps.cost(estimate.model, render_seconds, size),
+        )
+        for (index, prompt, is_manual, start, end), render_seconds in zip(
+            rows, estimate.render_seconds, strict=True
+        )
+    ]
+    return Plan(
+        provider=provider_name,
+        model=estimate.model,
+        size=size,
+        price_per_second=estimate.price_per_second,
+        billed_seconds=estimate.billed_seconds,
+        cost_usd=estimate.cost_usd,
+        segments=segments,
+    )
+
+
+def video_job_plan(
+    *,
+    prompt: str,
+    duration_seconds: float,
+    segment_seconds: float | None = None,
+    strategy: str = "even",
+    manual_prompts: Sequence[str] = (),
+    provider: str | None = None,
+    model: str = "",
+    size: str | None = None,
+) -> Plan:
+    """The segments and estimate video_job_create would store for these inputs, validated the same way;
+    nothing is written. Raises InvalidInput."""
+    if not isinstance(prompt, str):
+        raise InvalidInput("prompt must be text", field="prompt")
+    duration = _number(duration_seconds, "duration_seconds")
+    seg_len = _number(
+        settings.DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds, "segment_seconds"
+    )
+    if manual_prompts and strategy != "manual":
+        raise InvalidInput("segment prompts were given but the strategy is not 'manual'", field="segments")
+    provider_name = provider or settings.DEFAULT_PROVIDER
+    size = size or settings.DEFAULT_VIDEO_SIZE
+    try:
+        specs = segment_prompt(strategy, prompt, duration, seg_len, _segmentation_context(manual_prompts))
+        caps = get_provider(provider_name).capabilities()
+        chosen_model = caps.check_model(model)
+        caps.check_size(size, chosen_model)
+        too_long = [s.index + 1 for s in specs if len(s.prompt) > caps.max_prompt_chars]
+        if too_long:
+            raise InvalidInput(
+                f"segment prompts {too_long} exceed this provider's {caps.max_prompt_chars}-character limit",
+                field="segments",
+            )
+        return _plan_from(
+            provider_name,
+            chosen_model,
+            size,
+            [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in specs],
+        )
+    except SegmentationError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    except CapabilityError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+
+
+def video_job_estimate(*, job: VideoJob) -> Plan:
+    """Billed seconds and cost of rendering `job`'s planned segments as they stand; nothing is rendered.
+    Reads job.segments.all(), so a prefetched job costs no extra query."""
+    rows = [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in job.segments.all()]
+    try:
+        return _plan_from(job.provider, job.model, job.size, rows)
+    except CapabilityError as exc:
+        # The job was valid when stored; the provider's configuration has changed since.
+        raise InvalidInput(exc.message, field=exc.field) from None

@@ -1,7 +1,8 @@
 """What the rendering tasks do, as plain functions of ids. rendering.tasks wraps them for Celery.
 
-render_segment: claim -> submit (or resume the stored provider task) -> poll -> download -> conform to
-the job's format and planned length -> last frame + thumbnail -> complete. assemble_job: check every
+render_segment: claim -> submit (or resume the stored provider task) -> poll (one step per call; the
+task re-runs it later) -> download -> conform to the job's format and planned length -> last frame +
+thumbnail -> complete. assemble_job: check every
 segment finished -> stream-copy concatenation -> poster -> complete.
 """
 
@@ -11,18 +12,29 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.files import File
 
 from jobs import services
+from jobs.errors import IllegalTransition
 from jobs.models import Continuity, JobStatus, Segment, SegmentStatus, VideoJob
 from jobs.selectors import segment_reference_path
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
 from rendering.media import MediaError, extract_frame, extract_last_frame, probe
 from rendering.media_types import ClipTarget
-from rendering.providers.base import ProviderError, ProviderTask, RenderRequest, TaskState
+from rendering.providers.base import (
+    PERMANENT_FAILURE_CODES,
+    ProviderError,
+    ProviderTask,
+    RenderRequest,
+    TaskState,
+    VideoProvider,
+)
 from rendering.providers.registry import get_provider
+from rendering.reference_fit import fit_reference
 from rendering.storage_io import local_copy
 
 log = logging.getLogger(__name__)
@@ -38,7 +50,20 @@ class Abandoned(Exception):
     """The segment stopped rendering under us (cancelled): stop work, record nothing."""
 
 
-def _progress_reporter(segment_id: int) -> Callable[[float], None]:
+@dataclass(frozen=True)
+class PollLater:
+    """The provider is still rendering: run this step again after `delay` seconds. The task turns this
+    into a Celery retry with a countdown, so a waiting segment never holds a worker slot."""
+
+    delay: float
+
+
+def poll_delay(polls: int) -> float:
+    """Backoff for providers that do not say when to poll: 1 s, 1.5 s, 2.25 s ... up to 15 s."""
+    return min(POLL_MAX_SECONDS, POLL_MIN_SECONDS * 1.5**polls)
+
+
+def _progress_reporter(segment_id: int) -> Callable[..., None]:
     last = {"at": 0.0, "value": -100.0}
 
     def report(value: float, provider_status: str = TaskState.IN_PROGRESS) -> None:
@@ -54,28 +79,35 @@ def _progress_reporter(segment_id: int) -> Callable[[float], None]:
     return report
 
 
-def _reference_for(segment: Segment, work_dir: Path) -> Path | None:
+def _reference_for(segment: Segment, provider: VideoProvider, work_dir: Path) -> Path | None:
+    """The image this segment starts from, fitted to the job's size when the provider insists."""
     job = segment.job
     if job.continuity == Continuity.CHAIN and segment.index > 0:
         previous = Segment.objects.get(job=job, index=segment.index - 1)
-        if not previous.last_frame:
-            return None
-        return local_copy(previous.last_frame.name, work_dir)
-    image = segment_reference_path(segment)
-    return local_copy(image.image.name, work_dir) if image else None
+        source = local_copy(previous.last_frame.name, work_dir) if previous.last_frame else None
+    else:
+        image = segment_reference_path(segment)
+        source = local_copy(image.image.name, work_dir) if image else None
+    if source is None:
+        return None
+    if provider.capabilities().reference_must_match_size:
+        return fit_reference(source, work_dir / "reference", job.size, job.reference_fit)
+    return source
 
 
-def render_segment(*, segment_id: int, generation: int) -> str:
-    """Render one segment. Returns what happened: completed, skipped, abandoned or failed.
+def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str | PollLater:
+    """One step of rendering a segment: claim it (or resume it), submit or poll the provider task, and
+    once the clip is ready download, conform and complete it.
 
-    Raises ProviderError only for transient provider trouble (the caller retries with backoff); every
-    permanent problem is recorded on the segment instead, so a fan-out always reaches assembly.
+    Returns "completed", "failed", "skipped" or "abandoned", or PollLater while the provider works.
+    Raises ProviderError only for transient trouble (the task retries with backoff); permanent
+    problems are recorded on the segment, so a fan-out always reaches assembly.
     """
     segment = services.segment_claim(segment_id=segment_id, generation=generation)
     if segment is None:
         return "skipped"
     job = segment.job
-    if job.continuity == Continuity.CHAIN and segment.index > 0:
+    if job.continuity == Continuity.CHAIN and segment.index > 0 and not segment.provider_task_id:
         previous = Segment.objects.get(job=job, index=segment.index - 1)
         if previous.status != SegmentStatus.COMPLETED:
             services.segment_fail(
@@ -87,21 +119,30 @@ def render_segment(*, segment_id: int, generation: int) -> str:
     try:
         with tempfile.TemporaryDirectory(prefix=f"segment-{segment_id}-") as tmp:
             work_dir = Path(tmp)
-            task = _submit_or_resume(segment, provider, work_dir, report)
-            task = _wait(provider, task, report)
+            if segment.provider_task_id:
+                # Resume the task we already paid for (a poll step, or a worker that died mid-poll).
+                task = provider.poll(segment.provider_task_id)
+            else:
+                task = _submit(segment, provider, work_dir, report)
+            if not task.done:
+                report(task.progress, task.status)
+                return PollLater(task.poll_after if task.poll_after is not None else poll_delay(polls))
             if task.status == TaskState.FAILED:
-                message = task.error_message or "the provider reported a failure"
-                services.segment_fail(
-                    segment_id=segment_id, error=f"{task.error_code or 'failed'}: {message}"
-                )
-                return "failed"
-            raw = provider.download(task.id, work_dir / "raw.mp4")
+                return _provider_failed(segment, task)
+            try:
+                raw = provider.download(task.id, work_dir / "raw.mp4")
+            except ProviderError as exc:
+                if exc.code != "expired":
+                    raise
+                # The link expired before we fetched it: the clip is lost and must be rendered again.
+                wasted = provider.capabilities().cost(job.model, segment.render_seconds, job.size)
+                return _new_attempt(segment, f"download expired: {exc.message}", wasted)
             clip = _conform(raw, work_dir, job, segment)
             last_frame = extract_last_frame(clip, work_dir / "last.png")
             thumbnail = extract_frame(
                 clip, work_dir / "thumb.jpg", segment.duration_seconds / 2, max_width=320
             )
-            cost = provider.capabilities().cost(job.model, segment.render_seconds)
+            cost = provider.capabilities().cost(job.model, segment.render_seconds, job.size)
             with open(clip, "rb") as c, open(last_frame, "rb") as lf, open(thumbnail, "rb") as th:
                 services.segment_complete(
                     segment_id=segment_id,
@@ -123,14 +164,28 @@ def render_segment(*, segment_id: int, generation: int) -> str:
         return "failed"
 
 
+def _provider_failed(segment: Segment, task: ProviderTask) -> str | PollLater:
+    message = f"{task.error_code or 'failed'}: {task.error_message or 'the provider reported a failure'}"
+    if task.error_code in PERMANENT_FAILURE_CODES:
+        services.segment_fail(segment_id=segment.id, error=message)
+        return "failed"
+    return _new_attempt(segment, message, Decimal("0"))
+
+
+def _new_attempt(segment: Segment, reason: str, wasted: Decimal) -> str | PollLater:
+    try:
+        services.segment_new_attempt(segment_id=segment.id, reason=reason, wasted_cost_usd=wasted)
+    except IllegalTransition as exc:
+        services.segment_fail(segment_id=segment.id, error=str(exc))
+        return "failed"
+    return PollLater(0.0)  # submit again straight away
+
+
 def _provider_message(exc: ProviderError) -> str:
     return f"{exc.code}: {exc.message}" if exc.code else exc.message
 
 
-def _submit_or_resume(segment: Segment, provider, work_dir: Path, report) -> ProviderTask:
-    if segment.provider_task_id:
-        # A worker died after submitting: poll the task we already paid for instead of creating another.
-        return provider.poll(segment.provider_task_id)
+def _submit(segment: Segment, provider: VideoProvider, work_dir: Path, report) -> ProviderTask:
     job = segment.job
     request = RenderRequest(
         prompt=segment.prompt,
@@ -138,23 +193,15 @@ def _submit_or_resume(segment: Segment, provider, work_dir: Path, report) -> Pro
         size=job.size,
         fps=job.fps,
         model=job.model,
-        reference_image=_reference_for(segment, work_dir),
+        reference_image=_reference_for(segment, provider, work_dir),
         segment_index=segment.index,
         segment_count=job.segments.count(),
         job_key=str(job.id),
+        # One key per (segment, run, attempt): a create resent after a lost response is the same create.
+        idempotency_key=f"segment-{segment.id}-run-{job.render_generation}-attempt-{segment.attempts}",
     )
     task = provider.submit(request, on_progress=report)
     services.segment_set_provider_task(segment_id=segment.id, task_id=task.id, provider_status=task.status)
-    return task
-
-
-def _wait(provider, task: ProviderTask, report) -> ProviderTask:
-    delay = POLL_MIN_SECONDS
-    while not task.done:
-        report(task.progress, task.status)
-        time.sleep(task.poll_after if task.poll_after is not None else delay)
-        delay = min(delay * 1.5, POLL_MAX_SECONDS)
-        task = provider.poll(task.id)
     return task
 
 

@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers over rendering.pipeline. They take ids, are idempotent, acknowledge late,
-and retry only transient provider errors, with backoff that honours the provider's retry-after."""
+retry only transient provider errors (with backoff that honours the provider's retry-after), and wait
+for a provider by re-scheduling themselves with a countdown instead of sleeping in a worker slot."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from .providers.base import ProviderError
 log = logging.getLogger(__name__)
 
 
-def backoff_seconds(attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter (1, 2, 4 ... 60 s), never sooner than the provider asked."""
-    base = min(60.0, 2.0**attempt) * (0.75 + random.random() / 2)
+def backoff_seconds(failures: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter (about 1, 2, 4 ... 60 s), never sooner than the provider asked."""
+    base = min(60.0, 2.0 ** max(0, failures - 1)) * (0.75 + random.random() / 2)
     return max(base, retry_after or 0.0)
 
 
@@ -29,31 +30,44 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     name="rendering.render_segment",
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=None,  # bounded below by TRANSIENT_RETRIES, so the segment is failed, not the task lost
+    max_retries=None,  # polls are retries too; transient failures are bounded by TRANSIENT_RETRIES
 )
-def render_segment(self, job_id: str, segment_id: int, generation: int) -> str:
-    try:
-        return pipeline.render_segment(segment_id=segment_id, generation=generation)
-    except ProviderError as exc:  # transient: the pipeline records permanent errors itself
-        if self.request.retries + 1 >= settings.TRANSIENT_RETRIES:
-            services.segment_fail(
-                segment_id=segment_id, error=f"gave up after {self.request.retries + 1} tries: {exc.message}"
-            )
+def render_segment(
+    self, job_id: str, segment_id: int, generation: int, transient: int = 0, polls: int = 0
+) -> str:
+    while True:
+        try:
+            result = pipeline.render_segment(segment_id=segment_id, generation=generation, polls=polls)
+        except ProviderError as exc:  # transient: the pipeline records permanent errors itself
+            transient += 1
+            if transient >= settings.TRANSIENT_RETRIES:
+                services.segment_fail(
+                    segment_id=segment_id, error=f"gave up after {transient} tries: {exc.message}"
+                )
+                return "failed"
+            delay = backoff_seconds(transient, exc.retry_after)
+            log.info("segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay)
+        except Exception as exc:  # never let one segment break the fan-out: record it and move on
+            log.exception("render_segment %s of job %s crashed", segment_id, job_id)
+            services.segment_fail(segment_id=segment_id, error=f"internal error: {type(exc).__name__}: {exc}")
             return "failed"
-        countdown = backoff_seconds(self.request.retries, exc.retry_after)
+        else:
+            if not isinstance(result, pipeline.PollLater):
+                return result
+            polls += 1
+            delay = result.delay
         if self.request.is_eager:
-            # In-process runs retry synchronously; wait here so backoff still happens.
-            time.sleep(countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    except Exception as exc:  # never let one segment break the fan-out: record it and move on
-        log.exception("render_segment %s of job %s crashed", segment_id, job_id)
-        services.segment_fail(segment_id=segment_id, error=f"internal error: {type(exc).__name__}: {exc}")
-        return "failed"
+            # In-process runs (the embedded default) wait in this thread; there is no broker to defer to.
+            time.sleep(delay)
+            continue
+        raise self.retry(
+            args=(job_id, segment_id, generation),
+            kwargs={"transient": transient, "polls": polls},
+            countdown=delay,
+        )
 
 
-@shared_task(
-    bind=True, name="rendering.assemble_job", acks_late=True, reject_on_worker_lost=True, max_retries=3
-)
+@shared_task(bind=True, name="rendering.assemble_job", acks_late=True, reject_on_worker_lost=True)
 def assemble_job(self, job_id: str, generation: int) -> str:
     try:
         return pipeline.assemble_job(job_id=job_id, generation=generation)

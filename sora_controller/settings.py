@@ -7,6 +7,7 @@ production topology without any other change.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -108,7 +109,8 @@ else:
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
             # A file, not the shared-cache in-memory default: in-memory SQLite locks whole tables and
             # ignores the busy timeout, which breaks tests where worker threads write beside the test.
-            "TEST": {"NAME": str(DATA_DIR / "test-db.sqlite3")},
+            # Per process, so two test runs on one machine never share (and destroy) one database.
+            "TEST": {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")},
         }
     }
 
@@ -222,3 +224,30 @@ LOGGING = {
 LOCAL_PROVIDER_DIR = Path(env_str("LOCAL_PROVIDER_DIR", str(DATA_DIR / "local-provider"))).resolve()
 # Tries of one segment through transient provider errors (429, 5xx, timeouts) before it fails.
 TRANSIENT_RETRIES = env_int("TRANSIENT_RETRIES", 8)
+
+# --- The OpenAI Videos protocol (provider "sora") -------------------------------------------------
+# OpenAI's SDK convention for the base URL; point it at any gateway that speaks the protocol.
+SORA_BASE_URL = env_str("SORA_BASE_URL", "https://api.openai.com/v1")
+SORA_API_KEY = env_str("SORA_API_KEY")
+SORA_MODEL = env_str("SORA_MODEL", "sora-2")
+SORA_MODELS = env_list("SORA_MODELS", ["sora-2", "sora-2-pro"])
+SORA_SIZES = env_list("SORA_SIZES", ["720x1280", "1280x720", "1024x1792", "1792x1024"])
+# sora-2 renders 720p only; the larger sizes are sora-2-pro's.
+SORA_SIZES_BY_MODEL = {"sora-2": ["720x1280", "1280x720"]}
+# The clip lengths the provider renders; newer deployments add 16 and 20.
+SORA_ALLOWED_SECONDS = [float(s) for s in env_list("SORA_ALLOWED_SECONDS", ["4", "8", "12"])]
+# USD per second by model, or by model@size where the size changes the price.
+SORA_PRICES = {
+    key.strip(): float(value)
+    for key, value in (
+        item.split("=", 1)
+        for item in env_list(
+            "SORA_PRICES",
+            ["sora-2=0.10", "sora-2-pro=0.30", "sora-2-pro@1024x1792=0.50", "sora-2-pro@1792x1024=0.50"],
+        )
+    )
+}
+SORA_CONNECT_TIMEOUT = env_float("SORA_CONNECT_TIMEOUT", 10.0)
+SORA_READ_TIMEOUT = env_float("SORA_READ_TIMEOUT", 60.0)
+SORA_DOWNLOAD_TIMEOUT = env_float("SORA_DOWNLOAD_TIMEOUT", 300.0)
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "jobs.api.exceptions.api_exception_handler"

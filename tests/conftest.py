@@ -28,3 +28,15 @@ def other_user(django_user_model):
 def _isolated_provider_dir(settings, tmp_path):
     settings.LOCAL_PROVIDER_DIR = tmp_path / "local-provider"
     yield
+
+
+@pytest.fixture
+def fake_api(settings):
+    """The fake Videos API on a free port, with the sora provider pointed at it."""
+    from rendering.fake_api import FakeConfig, FakeVideoServer
+
+    server = FakeVideoServer(FakeConfig(latency=0.3, poll_after_ms=50)).start()
+    settings.SORA_BASE_URL = server.url
+    settings.SORA_API_KEY = "sk-fake"
+    yield server
+    server.stop()

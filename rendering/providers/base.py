@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+# Codes of a failed render that no retry can fix; any other failure is worth another attempt.
+PERMANENT_FAILURE_CODES = frozenset(
+    {
+        "moderation_blocked",
+        "invalid_request",
+        "content_policy_violation",
+        "invalid_prompt",
+        "invalid_image_size",
+    }
+)
+
 
 class ProviderError(Exception):
     """A provider call failed. `permanent` says whether trying again can help (healthchecks-style)."""
@@ -47,9 +58,14 @@ class Capabilities:
     sizes: tuple[str, ...] | None
     # None: any length is rendered exactly; else the provider renders only these lengths.
     clip_seconds: tuple[float, ...] | None
+    # USD per rendered second, by "model" or, more specific, "model@WIDTHxHEIGHT".
     price_per_second: dict[str, Decimal] = field(default_factory=dict)
     max_prompt_chars: int = 32000
     supports_reference_image: bool = True
+    # Sizes per model where a model offers fewer than `sizes`.
+    sizes_by_model: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The provider refuses a reference image that is not exactly the clip's size (the Videos API).
+    reference_must_match_size: bool = False
 
     def check_model(self, model: str) -> str:
         chosen = model or self.default_model
@@ -59,16 +75,18 @@ class Capabilities:
             )
         return chosen
 
-    def check_size(self, size: str) -> str:
+    def check_size(self, size: str, model: str = "") -> str:
         from rendering.media_types import parse_size
 
         try:
             parse_size(size)
         except ValueError as exc:
             raise CapabilityError(str(exc), field="size") from None
-        if self.sizes is not None and size not in self.sizes:
+        allowed = self.sizes_by_model.get(model) or self.sizes
+        if allowed is not None and size not in allowed:
+            who = f"model {model}" if model in self.sizes_by_model else "this provider"
             raise CapabilityError(
-                f"size {size!r} is not offered; choose one of: {', '.join(self.sizes)}", field="size"
+                f"size {size!r} is not offered by {who}; choose one of: {', '.join(allowed)}", field="size"
             )
         return size
 
@@ -90,12 +108,15 @@ class Capabilities:
             field="segment_seconds",
         )
 
-    def price(self, model: str) -> Decimal:
+    def price(self, model: str, size: str = "") -> Decimal:
+        if size and f"{model}@{size}" in self.price_per_second:
+            return self.price_per_second[f"{model}@{size}"]
         return self.price_per_second.get(model, Decimal("0"))
 
-    def cost(self, model: str, billed_seconds: float) -> Decimal:
+    def cost(self, model: str, billed_seconds: float, size: str = "") -> Decimal:
         # Providers bill whole seconds; round up so the estimate never undershoots.
-        return (self.price(model) * Decimal(math.ceil(billed_seconds - 1e-9))).quantize(Decimal("0.0001"))
+        seconds = Decimal(math.ceil(billed_seconds - 1e-9))
+        return (self.price(model, size) * seconds).quantize(Decimal("0.0001"))
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,9 @@ class RenderRequest:
     segment_index: int = 0
     segment_count: int = 1
     job_key: str = ""
+    # Sent as Idempotency-Key where the protocol allows, so a create retried after a lost response
+    # is not billed twice.
+    idempotency_key: str = ""
 
 
 class TaskState:

@@ -21,7 +21,7 @@ def register_provider(name: str) -> Callable[[type[VideoProvider]], type[VideoPr
 
 
 def _load_builtins() -> None:
-    from . import local  # noqa: F401
+    from . import local, sora  # noqa: F401
 
 
 def provider_names() -> list[str]:

@@ -1,0 +1,250 @@
+"""The OpenAI Videos protocol (Sora 2 and any gateway that speaks it, such as LiteLLM's proxy).
+
+POST {base}/videos, GET {base}/videos/{id}, GET {base}/videos/{id}/content?variant=..., POST
+{base}/videos/{id}/remix, DELETE {base}/videos/{id}. Base URL, key, models, lengths and prices are
+configuration (settings.SORA_*), never constants: the same code talks to OpenAI, Azure or a gateway.
+
+Errors: 400/401/403/404 (and other 4xx) are permanent and keep the server's message; 408, 409, 429,
+5xx and connection failures are transient and carry the server's retry-after-ms / retry-after.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import os
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from .base import (
+    Capabilities,
+    ProgressCallback,
+    ProviderError,
+    ProviderTask,
+    RenderRequest,
+    TaskState,
+    VideoProvider,
+)
+from .registry import register_provider
+
+TRANSIENT_STATUS = {408, 409, 429}
+KNOWN_STATES = {TaskState.QUEUED, TaskState.IN_PROGRESS, TaskState.COMPLETED, TaskState.FAILED}
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait, from `retry-after-ms` (OpenAI) or `retry-after` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def _error_details(response: requests.Response) -> tuple[str, str]:
+    """(code, message) from an OpenAI-style error body, or the raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()[:500]
+        return "", text or response.reason or f"HTTP {response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or error.get("type") or ""), str(error.get("message") or body)
+    if isinstance(error, str):
+        return "", error
+    return "", str(body)[:500]
+
+
+def _seconds_param(seconds: float) -> str:
+    # The protocol takes seconds as a string from a fixed set ("4", "8", "12", ...).
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+@register_provider("sora")
+class SoraProvider(VideoProvider):
+    def __init__(self, *, session: requests.Session | None = None) -> None:
+        self.base_url = settings.SORA_BASE_URL.rstrip("/")
+        self.api_key = settings.SORA_API_KEY
+        self.session = session or requests.Session()
+        self.timeout = (settings.SORA_CONNECT_TIMEOUT, settings.SORA_READ_TIMEOUT)
+
+    # --- capabilities -------------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            models=tuple(settings.SORA_MODELS),
+            default_model=settings.SORA_MODEL,
+            sizes=tuple(settings.SORA_SIZES),
+            clip_seconds=tuple(float(s) for s in settings.SORA_ALLOWED_SECONDS),
+            price_per_second={key: Decimal(str(value)) for key, value in settings.SORA_PRICES.items()},
+            max_prompt_chars=settings.MAX_SEGMENT_PROMPT_CHARS,
+            sizes_by_model={model: tuple(sizes) for model, sizes in settings.SORA_SIZES_BY_MODEL.items()},
+            reference_must_match_size=True,
+        )
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        if not self.api_key:
+            raise ProviderError(
+                "SORA_API_KEY is not set; the sora provider needs an API key",
+                permanent=True,
+                code="no_api_key",
+            )
+        headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": "sora-controller/1"}
+        headers.update(extra or {})
+        return headers
+
+    def _request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, headers=self._headers(headers), **kwargs)
+        except requests.Timeout as exc:
+            raise ProviderError(f"{method} {path} timed out: {exc}", permanent=False, code="timeout") from exc
+        except requests.ConnectionError as exc:
+            raise ProviderError(
+                f"could not reach {self.base_url}: {exc}", permanent=False, code="connection_error"
+            ) from exc
+        if response.status_code < 400:
+            return response
+        code, message = _error_details(response)
+        status = response.status_code
+        transient = status in TRANSIENT_STATUS or status >= 500
+        response.close()
+        raise ProviderError(
+            f"{method} {path} answered {status}: {message}",
+            permanent=not transient,
+            code=code or f"http_{status}",
+            retry_after=parse_retry_after(response.headers),
+            status_code=status,
+        )
+
+    @staticmethod
+    def _task(body: dict[str, Any], headers: Any = None) -> ProviderTask:
+        if not isinstance(body, dict) or "id" not in body:
+            raise ProviderError(
+                f"unexpected response: {str(body)[:300]}", permanent=False, code="bad_response"
+            )
+        status = body.get("status") or TaskState.QUEUED
+        if status not in KNOWN_STATES:
+            status = TaskState.IN_PROGRESS  # an unknown interim state: keep polling
+        error = body.get("error") or {}
+        poll_after = None
+        if headers is not None and headers.get("openai-poll-after-ms"):
+            try:
+                poll_after = float(headers["openai-poll-after-ms"]) / 1000
+            except ValueError:
+                poll_after = None
+        try:
+            progress = float(body.get("progress") or 0)
+        except (TypeError, ValueError):
+            progress = 0.0
+        return ProviderTask(
+            id=str(body["id"]),
+            status=status,
+            progress=max(0.0, min(100.0, progress)),
+            error_code=str(error.get("code") or "") if isinstance(error, dict) else "",
+            error_message=str(error.get("message") or "") if isinstance(error, dict) else str(error),
+            poll_after=poll_after,
+        )
+
+    # --- protocol -----------------------------------------------------------------------------------
+
+    def create_fields(self, request: RenderRequest) -> dict[str, str]:
+        return {
+            "prompt": request.prompt,
+            "model": request.model,
+            "seconds": _seconds_param(request.seconds),
+            "size": request.size,
+        }
+
+    def submit(self, request: RenderRequest, *, on_progress: ProgressCallback | None = None) -> ProviderTask:
+        fields = self.create_fields(request)
+        headers = {"Idempotency-Key": request.idempotency_key} if request.idempotency_key else {}
+        if request.reference_image is not None:
+            path = Path(request.reference_image)
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            with open(path, "rb") as image:
+                response = self._request(
+                    "POST",
+                    "/videos",
+                    headers=headers,
+                    data=fields,
+                    files={"input_reference": (path.name, image, mime)},
+                )
+        else:
+            response = self._request("POST", "/videos", headers=headers, json=fields)
+        return self._task(response.json(), response.headers)
+
+    def poll(self, task_id: str) -> ProviderTask:
+        response = self._request("GET", f"/videos/{task_id}")
+        return self._task(response.json(), response.headers)
+
+    def download(self, task_id: str, dest: Path, variant: str = "video") -> Path:
+        """Stream the asset to `dest` (complete or not at all). An expired or missing asset is a
+        permanent error with code `expired`, so the caller knows to render the segment again."""
+        try:
+            response = self._request(
+                "GET",
+                f"/videos/{task_id}/content",
+                params={"variant": variant},
+                stream=True,
+                timeout=(settings.SORA_CONNECT_TIMEOUT, settings.SORA_DOWNLOAD_TIMEOUT),
+            )
+        except ProviderError as exc:
+            if exc.status_code in {404, 410}:
+                raise ProviderError(
+                    f"the {variant} of {task_id} can no longer be downloaded: {exc.message}",
+                    permanent=True,
+                    code="expired",
+                    status_code=exc.status_code,
+                ) from exc
+            raise
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            with response, open(partial, "wb") as out:
+                for chunk in response.iter_content(chunk_size=1024 * 1024):
+                    out.write(chunk)
+            expected = response.headers.get("content-length")
+            if expected and partial.stat().st_size != int(expected):
+                raise ProviderError(
+                    f"download of {task_id} was cut short ({partial.stat().st_size} of {expected} bytes)",
+                    permanent=False,
+                    code="short_download",
+                )
+            os.replace(partial, dest)
+        except requests.RequestException as exc:
+            raise ProviderError(
+                f"download of {task_id} failed: {exc}", permanent=False, code="download"
+            ) from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest
+
+    def remix(self, task_id: str, prompt: str, *, idempotency_key: str = "") -> ProviderTask:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request("POST", f"/videos/{task_id}/remix", headers=headers, json={"prompt": prompt})
+        return self._task(response.json(), response.headers)
+
+    def delete(self, task_id: str) -> None:
+        self._request("DELETE", f"/videos/{task_id}")
