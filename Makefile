@@ -32,18 +32,21 @@ test: install
 	$(MAKE) --no-print-directory test-postgres
 
 test-sqlite: install
-	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not postgres and not redis" $(PYTEST_ARGS)
 
-# Runs the tests marked `postgres` on a real server. Skipped (with a message) when none answers,
-# except under REQUIRE_SERVICES=1 (CI), where a missing server is a failure.
+# The service-backed tests (marked postgres or redis: real PostgreSQL, Redis, Celery workers), run with
+# DATABASE_URL and REDIS_URL set. Skipped with a message when the servers do not answer, except under
+# REQUIRE_SERVICES=1 (CI), where a missing server is a failure.
 test-postgres: install
-	@if $(PY) -c "import psycopg,sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-	  DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only-secret TASK_RUNNER=inprocess TEST_REDIS_URL=$(TEST_REDIS_URL) \
-	    $(PY) -m pytest -m postgres $(PYTEST_ARGS); \
+	@if $(PY) -c "import psycopg,redis; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close(); \
+	    redis.Redis.from_url('$(TEST_REDIS_URL)', socket_connect_timeout=3).ping()" 2>/dev/null; then \
+	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret TASK_RUNNER=inprocess \
+	    $(PY) -m pytest -m "postgres or redis" $(PYTEST_ARGS); \
 	elif [ "$$REQUIRE_SERVICES" = "1" ]; then \
-	  echo "PostgreSQL at $(TEST_DATABASE_URL) is not reachable and REQUIRE_SERVICES=1"; exit 1; \
+	  echo "PostgreSQL ($(TEST_DATABASE_URL)) or Redis ($(TEST_REDIS_URL)) is not reachable and REQUIRE_SERVICES=1"; \
+	  exit 1; \
 	else \
-	  echo "PostgreSQL at $(TEST_DATABASE_URL) is not reachable: the PostgreSQL tests were skipped"; \
+	  echo "PostgreSQL or Redis is not reachable: the service-backed tests were skipped"; \
 	fi
 
 lint: install

@@ -1,8 +1,12 @@
-"""Hands a job's render run to the task transport: Celery in production, an in-process worker on the
-embedded default. Both run the same task functions in the same order; only the transport differs.
+"""Hands render work to the task transport: Celery in production, an in-process worker pool on the
+embedded default. Both run the same task functions; only the transport differs.
 
-A run is a list of stages; the tasks of a stage run concurrently and stages run one after another:
-parallel continuity = [[seg0, seg1, ...], [assemble]]; chain = [[seg0], [seg1], ..., [assemble]].
+A run does not use a Celery chord. Each segment task, once its segment is settled, calls `advance()`,
+which decides from the database what comes next: in `parallel` continuity the assembly once no
+segment is left in flight; in `chain` continuity the next segment, or the assembly after the last.
+Deciding from committed state is idempotent, so a redelivered or duplicated task (acks_late after a
+crash) can never fire the assembly early, as a chord counter counted twice would; and no result
+backend is needed.
 """
 
 from __future__ import annotations
@@ -10,86 +14,99 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
-from celery import chain, group
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 
-from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
-
-from . import tasks
+from jobs import services
+from jobs.models import Continuity, JobStatus, Segment, SegmentStatus, VideoJob
 
 log = logging.getLogger(__name__)
 
-Stage = list[tuple]  # [(task, args), ...]
+IN_FLIGHT = (SegmentStatus.QUEUED, SegmentStatus.RENDERING)
 
 
-def build_stages(job_id: uuid.UUID | str, generation: int) -> list[Stage]:
-    job = VideoJob.objects.get(id=job_id)
-    segment_ids = list(
+def enqueue(task, *args) -> None:
+    if settings.TASK_RUNNER == "celery":
+        task.apply_async(args=args)
+    else:
+        inprocess_runner().submit(task, args)
+
+
+def _queued_ids(job_id: uuid.UUID | str) -> list[int]:
+    return list(
         Segment.objects.filter(job_id=job_id, status=SegmentStatus.QUEUED)
         .order_by("index")
         .values_list("id", flat=True)
     )
-    calls = [(tasks.render_segment, (str(job_id), segment_id, generation)) for segment_id in segment_ids]
-    if job.continuity == Continuity.CHAIN:
-        stages: list[Stage] = [[call] for call in calls]
-    else:
-        stages = [calls] if calls else []
-    stages.append([(tasks.assemble_job, (str(job_id), generation))])
-    return stages
 
 
 def enqueue_render(job_id: uuid.UUID | str, generation: int) -> None:
-    stages = build_stages(job_id, generation)
-    if settings.TASK_RUNNER == "celery":
-        _celery_canvas(stages).apply_async()
-    else:
-        inprocess_runner().submit(stages)
+    """Start a run: every queued segment at once (parallel), or the first one (chain)."""
+    from . import tasks
+
+    job = VideoJob.objects.get(id=job_id)
+    queued = _queued_ids(job_id)
+    if not queued:
+        enqueue(tasks.assemble_job, str(job_id), generation)
+        return
+    if job.continuity == Continuity.CHAIN:
+        queued = queued[:1]
+    for segment_id in queued:
+        enqueue(tasks.render_segment, str(job_id), segment_id, generation)
 
 
-def _celery_canvas(stages: list[Stage]):
-    steps = []
-    for stage in stages:
-        signatures = [task.si(*args) for task, args in stage]
-        # chain(group, sig) becomes a chord: the next stage starts when the whole group is done.
-        steps.append(signatures[0] if len(signatures) == 1 else group(signatures))
-    return chain(*steps)
+def advance(job_id: uuid.UUID | str, generation: int) -> str:
+    """After a segment settles: start what comes next. Returns what it did (for logs and tests)."""
+    from . import tasks
+
+    job = VideoJob.objects.filter(id=job_id).first()
+    if job is None or job.render_generation != generation:
+        return "stale"
+    if job.status not in {JobStatus.QUEUED, JobStatus.RENDERING}:
+        return "idle"
+    segments = list(job.segments.order_by("index").values("id", "index", "status"))
+    if job.continuity == Continuity.CHAIN:
+        if any(s["status"] == SegmentStatus.RENDERING for s in segments):
+            return "waiting"
+        broken = next(
+            (s for s in segments if s["status"] in {SegmentStatus.FAILED, SegmentStatus.CANCELLED}), None
+        )
+        queued = [s for s in segments if s["status"] == SegmentStatus.QUEUED]
+        if broken is not None and queued:
+            # A chain cannot continue past a failed link; the rest wait for a retry.
+            with transaction.atomic():
+                for s in queued:
+                    services.segment_skip(
+                        segment_id=s["id"],
+                        reason=f"not rendered: segment {broken['index'] + 1} did not complete",
+                    )
+            queued = []
+        if queued:
+            enqueue(tasks.render_segment, str(job_id), queued[0]["id"], generation)
+            return "next"
+    elif any(s["status"] in IN_FLIGHT for s in segments):
+        return "waiting"
+    enqueue(tasks.assemble_job, str(job_id), generation)
+    return "assemble"
 
 
 class InProcessRunner:
     """A worker pool inside this process. Task functions run through Celery's own `apply()`, so the
-    embedded default exercises the same task code (retries included) that the worker fleet runs."""
+    embedded default exercises the same task code that the worker fleet runs."""
 
     def __init__(self, workers: int) -> None:
-        self._workers = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="render-worker")
-        # Coordinators only wait on stages; a separate pool so they never starve the workers.
-        self._coordinators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="render-run")
-        self._lock = threading.Lock()
-        self._running: set[Future] = set()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="render-worker")
+        self._idle = threading.Condition()
+        self._outstanding = 0
 
-    def submit(self, stages: list[Stage]) -> Future:
-        future = self._coordinators.submit(self._run, stages)
-        with self._lock:
-            self._running.add(future)
-        future.add_done_callback(self._forget)
-        return future
+    def submit(self, task, args: tuple) -> None:
+        with self._idle:
+            self._outstanding += 1
+        self._pool.submit(self._call, task, args)
 
-    def _forget(self, future: Future) -> None:
-        with self._lock:
-            self._running.discard(future)
-
-    def _run(self, stages: list[Stage]) -> None:
-        try:
-            for stage in stages:
-                futures = [self._workers.submit(self._call, task, args) for task, args in stage]
-                wait(futures)
-        finally:
-            connections.close_all()
-
-    @staticmethod
-    def _call(task, args: tuple) -> None:
+    def _call(self, task, args: tuple) -> None:
         close_old_connections()
         try:
             task.apply(args=args)
@@ -97,13 +114,14 @@ class InProcessRunner:
             log.exception("in-process task %s%r failed", task.name, args)
         finally:
             connections.close_all()
+            with self._idle:
+                self._outstanding -= 1
+                self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait for every submitted run to finish (used by the CLI and tests)."""
-        with self._lock:
-            pending = list(self._running)
-        _done, not_done = wait(pending, timeout=timeout)
-        return not not_done
+        """Wait until no task is queued or running, including tasks that tasks enqueue."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._outstanding == 0, timeout=timeout)
 
 
 _runner: InProcessRunner | None = None

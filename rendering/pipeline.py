@@ -144,13 +144,16 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
             )
             cost = provider.capabilities().cost(job.model, segment.render_seconds, job.size)
             with open(clip, "rb") as c, open(last_frame, "rb") as lf, open(thumbnail, "rb") as th:
-                services.segment_complete(
-                    segment_id=segment_id,
-                    clip=File(c),
-                    last_frame=File(lf),
-                    thumbnail=File(th),
-                    cost_usd=cost,
-                )
+                try:
+                    services.segment_complete(
+                        segment_id=segment_id,
+                        clip=File(c),
+                        last_frame=File(lf),
+                        thumbnail=File(th),
+                        cost_usd=cost,
+                    )
+                except IllegalTransition:
+                    return "skipped"  # cancelled meanwhile, or a duplicate delivery completed it first
             return "completed"
     except Abandoned:
         return "abandoned"
@@ -226,6 +229,8 @@ def assemble_job(*, job_id: str, generation: int) -> str:
     if job.status not in {JobStatus.QUEUED, JobStatus.RENDERING}:
         return "skipped"
     segments = list(job.segments.order_by("index"))
+    if any(s.status in {SegmentStatus.QUEUED, SegmentStatus.RENDERING} for s in segments):
+        return "skipped"  # an early or duplicate trigger: the last segment to settle assembles
     unfinished = [s for s in segments if s.status != SegmentStatus.COMPLETED]
     if unfinished:
         first = unfinished[0]

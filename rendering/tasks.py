@@ -13,7 +13,7 @@ from django.conf import settings
 
 from jobs import services
 
-from . import pipeline
+from . import dispatch, pipeline
 from .providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,16 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
 def render_segment(
     self, job_id: str, segment_id: int, generation: int, transient: int = 0, polls: int = 0
 ) -> str:
+    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls)
+    # The segment is settled (or was never ours): let the job move on. Idempotent, so a duplicate
+    # delivery of this task only repeats a check.
+    dispatch.advance(job_id, generation)
+    return outcome
+
+
+def _render_until_settled(
+    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int
+) -> str:
     while True:
         try:
             result = pipeline.render_segment(segment_id=segment_id, generation=generation, polls=polls)
@@ -47,7 +57,7 @@ def render_segment(
                 return "failed"
             delay = backoff_seconds(transient, exc.retry_after)
             log.info("segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay)
-        except Exception as exc:  # never let one segment break the fan-out: record it and move on
+        except Exception as exc:  # never let one segment stall the job: record it and move on
             log.exception("render_segment %s of job %s crashed", segment_id, job_id)
             services.segment_fail(segment_id=segment_id, error=f"internal error: {type(exc).__name__}: {exc}")
             return "failed"
@@ -56,11 +66,12 @@ def render_segment(
                 return result
             polls += 1
             delay = result.delay
-        if self.request.is_eager:
+        if task.request.is_eager:
             # In-process runs (the embedded default) wait in this thread; there is no broker to defer to.
             time.sleep(delay)
             continue
-        raise self.retry(
+        # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
+        raise task.retry(
             args=(job_id, segment_id, generation),
             kwargs={"transient": transient, "polls": polls},
             countdown=delay,

@@ -160,9 +160,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TRACK_STARTED = True
-# Longer than the longest task (a 20 s clip at the slowest provider plus assembly), so Redis never
-# re-delivers a task that is still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+# The visibility timeout must be longer than the longest task (a local render of a 60 s segment or
+# an assembly) plus the longest countdown (60 s backoff), so Redis never re-delivers a running task.
+# Messages of a worker that died (SIGKILL, lost machine) are handed out again once they are older than
+# the visibility timeout; survivors look for such messages every CELERY_RESTORE_INTERVAL seconds
+# (kombu's default sweep is ~100 s; a scan of the unacked index is cheap, so we look every 10 s).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": env_float("CELERY_RESTORE_INTERVAL", 10.0),
+    "unacked_restore_throttle": 1,
+}
 
 # --- Domain limits --------------------------------------------------------------------------------
 MIN_DURATION_SECONDS = env_float("MIN_DURATION_SECONDS", 1.0)

@@ -506,6 +506,17 @@ class FakeVideoServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
+    def reset(self, config: FakeConfig | None = None) -> None:
+        """Forget every video and count, and take a fresh configuration (tests share one server)."""
+        with self.state.lock:
+            self.state.videos.clear()
+            self.state.idempotency.clear()
+            self.state.stats = Stats()
+            self.state.create_counter = 0
+            if config is not None:
+                self.state.config = config
+                self.state.random = random.Random(config.seed)
+
     def start(self) -> FakeVideoServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-video-api", daemon=True)
         self._thread.start()

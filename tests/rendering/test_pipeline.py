@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from jobs import services
-from jobs.models import JobStatus, SegmentStatus, VideoJob
-from rendering import tasks
-from rendering.dispatch import build_stages, inprocess_runner
+from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
+from rendering import dispatch, tasks
+from rendering.dispatch import inprocess_runner
 from rendering.media import probe
 from rendering.providers.base import Capabilities, ProviderError, RenderRequest, VideoProvider
 from rendering.providers.local import LocalProvider
@@ -57,14 +57,34 @@ def test_render_segment_twice_leaves_one_clip(user, settings, django_capture_on_
 
 
 @pytest.mark.django_db
-def test_stages_follow_continuity(user, django_capture_on_commit_callbacks):
+def test_advance_follows_continuity(user, django_capture_on_commit_callbacks, monkeypatch):
+    enqueued: list[tuple] = []
+    monkeypatch.setattr(dispatch, "enqueue", lambda task, *args: enqueued.append((task.name, args)))
+
     parallel = start(create(user), django_capture_on_commit_callbacks)
-    stages = build_stages(parallel.id, parallel.render_generation)
-    assert [len(stage) for stage in stages] == [3, 1]
+    dispatch.enqueue_render(parallel.id, parallel.render_generation)
+    assert [name for name, _ in enqueued] == ["rendering.render_segment"] * 3
+    enqueued.clear()
+    first, *rest = parallel.segments.order_by("index")
+    Segment.objects.filter(id=first.id).update(status=SegmentStatus.COMPLETED)
+    assert dispatch.advance(parallel.id, parallel.render_generation) == "waiting"
+    Segment.objects.filter(id__in=[s.id for s in rest]).update(status=SegmentStatus.COMPLETED)
+    assert dispatch.advance(parallel.id, parallel.render_generation) == "assemble"
+    assert dispatch.advance(parallel.id, parallel.render_generation + 1) == "stale"
+
+    enqueued.clear()
     chained = start(create(user, continuity="chain"), django_capture_on_commit_callbacks)
-    stages = build_stages(chained.id, chained.render_generation)
-    assert [len(stage) for stage in stages] == [1, 1, 1, 1]
-    assert stages[-1][0][0] is tasks.assemble_job
+    dispatch.enqueue_render(chained.id, chained.render_generation)
+    segments = list(chained.segments.order_by("index"))
+    assert enqueued == [("rendering.render_segment", (str(chained.id), segments[0].id, 1))]
+    Segment.objects.filter(id=segments[0].id).update(status=SegmentStatus.COMPLETED)
+    assert dispatch.advance(chained.id, 1) == "next"
+    assert enqueued[-1] == ("rendering.render_segment", (str(chained.id), segments[1].id, 1))
+    # A failed link stops the chain: the rest are skipped and the job goes to assembly, which fails it.
+    Segment.objects.filter(id=segments[1].id).update(status=SegmentStatus.FAILED)
+    assert dispatch.advance(chained.id, 1) == "assemble"
+    segments[2].refresh_from_db()
+    assert segments[2].status == SegmentStatus.CANCELLED and "segment 2 did not complete" in segments[2].error
 
 
 @pytest.mark.django_db(transaction=True)
