@@ -7,6 +7,7 @@ from jobs.media_views import protected_media
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("jobs.api.urls")),
+    path("", include("jobs.web_urls")),
 ]
 
 if settings.MEDIA_URL.startswith("/"):
