@@ -96,6 +96,7 @@ class VideoJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        permissions = [("operate_videojob", "Can render, retry, cancel and re-render video jobs")]
         constraints = [
             models.CheckConstraint(condition=models.Q(duration_seconds__gt=0), name="job_duration_positive"),
             models.CheckConstraint(condition=models.Q(segment_seconds__gt=0), name="job_segment_positive"),
