@@ -835,3 +835,17 @@ def video_job_estimate(*, job: VideoJob) -> Plan:
     except CapabilityError as exc:
         # The job was valid when stored; the provider's configuration has changed since.
         raise InvalidInput(exc.message, field=exc.field) from None
+
+
+def video_job_reassemble(*, job: VideoJob) -> VideoJob:
+    """Join the finished clips again (e.g. after a storage hiccup), rendering nothing."""
+    if job.status not in {JobStatus.COMPLETED, JobStatus.FAILED}:
+        raise IllegalTransition(f"job {job.id} is {job.status}; only a finished job can be re-assembled")
+    missing = job.segments.exclude(status=SegmentStatus.COMPLETED).values_list("index", flat=True)
+    if missing:
+        numbers = ", ".join(str(i + 1) for i in missing)
+        raise IllegalTransition(
+            f"job {job.id} has segments that are not rendered ({numbers}); retry it instead"
+        )
+    job, _ = _start(job, {}, from_statuses=set())
+    return job
