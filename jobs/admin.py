@@ -1,53 +1,447 @@
-"""A first operator view of jobs; the operator console issue extends it. State is read-only here:
-changes go through services."""
+"""The operators' console: every job, what went wrong, what it costs, and the moves that fix it.
 
-from django.contrib import admin
+State is read-only here. Actions call jobs.services, which claim rows and refuse illegal moves; each
+action reports what it did and, for the jobs it could not touch, why. Acting needs the
+`jobs.operate_videojob` permission (the "Operators (render, retry, cancel)" group); the "Operators
+(view only)" group sees everything and changes nothing.
+"""
 
-from .models import ReferenceImage, Segment, VideoJob
+from __future__ import annotations
 
-STATE_FIELDS = (
-    "status",
-    "progress",
-    "cost_estimate_usd",
-    "billed_seconds_estimate",
-    "cost_spent_usd",
-    "output_video",
-    "poster_image",
-    "output_duration_seconds",
-    "error",
-    "render_generation",
-    "started_at",
-    "finished_at",
-)
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import operations, services
+from .errors import IllegalTransition, InvalidInput
+from .models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
+
+BADGE_COLOURS = {
+    JobStatus.DRAFT: "#6b7280",
+    JobStatus.QUEUED: "#2563eb",
+    JobStatus.RENDERING: "#7c3aed",
+    JobStatus.ASSEMBLING: "#0891b2",
+    JobStatus.COMPLETED: "#15803d",
+    JobStatus.FAILED: "#b91c1c",
+    JobStatus.CANCELLED: "#92400e",
+}
+
+
+def badge(status: str, label: str) -> str:
+    colour = BADGE_COLOURS.get(status, "#6b7280")
+    return format_html(
+        '<span class="status-badge" data-status="{}" style="background:{};color:#fff;padding:2px 8px;'
+        'border-radius:10px;font-size:11px;white-space:nowrap">{}</span>',
+        status,
+        colour,
+        label,
+    )
+
+
+def file_link(field_file, label: str) -> str:
+    if not field_file:
+        return "-"
+    return format_html('<a href="{}">{}</a>', field_file.url, label)
+
+
+def thumbnail(field_file, width: int = 96) -> str:
+    if not field_file:
+        return "-"
+    return format_html('<img src="{}" width="{}" alt="" loading="lazy">', field_file.url, width)
+
+
+class OperateMixin:
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.operate_videojob")
+
+    def _apply(
+        self,
+        request: HttpRequest,
+        jobs: Iterable[VideoJob],
+        move: Callable[[VideoJob], object],
+        done: str,
+    ) -> None:
+        """Run `move` on each job; report successes in one message and each refusal with its reason."""
+        succeeded, refused = 0, []
+        for job in jobs:
+            try:
+                move(job)
+                succeeded += 1
+            except (IllegalTransition, InvalidInput) as exc:
+                refused.append(f"{job}: {exc}")
+        if succeeded:
+            self.message_user(request, f"{done}: {succeeded} job(s).", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, f"Not done for {reason}", messages.WARNING)
 
 
 class SegmentInline(admin.TabularInline):
     model = Segment
     extra = 0
     can_delete = False
-    fields = ("index", "status", "progress", "attempts", "provider_task_id", "error", "clip")
+    show_change_link = True
+    fields = (
+        "index",
+        "status_badge",
+        "progress",
+        "attempts",
+        "provider_task_id",
+        "error",
+        "clip_link",
+        "thumb",
+    )
     readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status_badge(self, segment: Segment) -> str:
+        return badge(segment.status, segment.get_status_display())
+
+    @admin.display(description="clip")
+    def clip_link(self, segment: Segment) -> str:
+        return file_link(segment.clip, "clip")
+
+    @admin.display(description="thumbnail")
+    def thumb(self, segment: Segment) -> str:
+        return thumbnail(segment.thumbnail)
+
+
+class ReferenceImageInline(admin.TabularInline):
+    model = ReferenceImage
+    extra = 0
+    can_delete = False
+    fields = ("preview", "segment", "content_type", "width", "height", "size_bytes")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="image")
+    def preview(self, image: ReferenceImage) -> str:
+        return thumbnail(image.image, 120)
+
+
+class ProviderTaskSearch:
+    """Search by prompt, by a job id (whole or its first characters) or by a provider task id."""
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(prompt__icontains=term) | Q(segments__provider_task_id=term)
+        try:
+            condition |= Q(id=uuid.UUID(term))
+        except ValueError:
+            if len(term) >= 4 and all(c in "0123456789abcdef-" for c in term.lower()):
+                condition |= Q(id__startswith=term.lower())
+        return queryset.filter(condition).distinct(), True
 
 
 @admin.register(VideoJob)
-class VideoJobAdmin(admin.ModelAdmin):
+class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
     list_display = (
-        "__str__",
+        "short_id",
+        "status_badge",
         "owner",
-        "status",
-        "progress",
-        "duration_seconds",
+        "duration",
+        "segments_done",
+        "cost_estimate_usd",
+        "cost_spent_usd",
         "provider",
         "model",
         "created_at",
     )
-    list_filter = ("status", "provider")
-    search_fields = ("id", "prompt", "segments__provider_task_id")
-    readonly_fields = STATE_FIELDS
-    inlines = [SegmentInline]
+    list_display_links = ("short_id",)
+    list_filter = (
+        "status",
+        "provider",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("owner",)
+    search_fields = ("prompt",)  # widened by get_search_results
+    search_help_text = "Prompt text, a job id (or its first characters) or a provider task id."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    list_per_page = 50
+    inlines = [SegmentInline, ReferenceImageInline]
+    actions = ["render", "retry_failed", "cancel", "reassemble"]
+    readonly_fields = (
+        "id",
+        "owner",
+        "title",
+        "prompt",
+        "duration_seconds",
+        "segment_seconds",
+        "strategy",
+        "continuity",
+        "reference_fit",
+        "provider",
+        "model",
+        "size",
+        "fps",
+        "status_badge",
+        "progress",
+        "cost_estimate_usd",
+        "billed_seconds_estimate",
+        "cost_spent_usd",
+        "video_player",
+        "poster_preview",
+        "output_duration_seconds",
+        "error",
+        "render_generation",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+    )
+    fieldsets = (
+        ("Output", {"fields": ("status_badge", "progress", "video_player", "poster_preview", "error")}),
+        (
+            "Request",
+            {
+                "fields": (
+                    "id",
+                    "owner",
+                    "title",
+                    "prompt",
+                    "duration_seconds",
+                    "segment_seconds",
+                    "strategy",
+                    "continuity",
+                    "reference_fit",
+                    "provider",
+                    "model",
+                    "size",
+                    "fps",
+                )
+            },
+        ),
+        ("Cost", {"fields": ("cost_estimate_usd", "billed_seconds_estimate", "cost_spent_usd")}),
+        (
+            "Timeline",
+            {
+                "fields": (
+                    "output_duration_seconds",
+                    "render_generation",
+                    "created_at",
+                    "updated_at",
+                    "started_at",
+                    "finished_at",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VideoJob]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_segments=Count("segments", distinct=True),
+                n_done=Count("segments", filter=Q(segments__status=SegmentStatus.COMPLETED), distinct=True),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs come from the workspace, the API and the CLI, through services
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # no one edits state by hand
+
+    def delete_model(self, request: HttpRequest, obj: VideoJob) -> None:
+        services.video_job_delete(job=obj)  # rows and their files
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[VideoJob]) -> None:
+        for job in queryset:
+            services.video_job_delete(job=job)
+
+    # --- columns -----------------------------------------------------------------------------------
+
+    @admin.display(description="job", ordering="created_at")
+    def short_id(self, job: VideoJob) -> str:
+        return str(job.id)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, job: VideoJob) -> str:
+        return badge(job.status, job.get_status_display())
+
+    @admin.display(description="duration", ordering="duration_seconds")
+    def duration(self, job: VideoJob) -> str:
+        return f"{job.duration_seconds:g} s"
+
+    @admin.display(description="segments done")
+    def segments_done(self, job: VideoJob) -> str:
+        return f"{getattr(job, 'n_done', 0)} / {getattr(job, 'n_segments', 0)}"
+
+    @admin.display(description="video")
+    def video_player(self, job: VideoJob) -> str:
+        if not job.output_video:
+            return "-"
+        poster = job.poster_image.url if job.poster_image else ""
+        return format_html(
+            '<video controls preload="metadata" width="640" poster="{}" src="{}" data-testid="admin-video"></video>'
+            '<br><a href="{}" download>Download</a>',
+            poster,
+            job.output_video.url,
+            job.output_video.url,
+        )
+
+    @admin.display(description="poster")
+    def poster_preview(self, job: VideoJob) -> str:
+        return thumbnail(job.poster_image, 240)
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    @admin.action(description="Render selected jobs", permissions=["operate"])
+    def render(self, request: HttpRequest, queryset: QuerySet[VideoJob]) -> None:
+        self._apply(request, queryset, lambda job: services.video_job_render(job=job), "Render started")
+
+    @admin.action(description="Retry failed segments of selected jobs", permissions=["operate"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[VideoJob]) -> None:
+        self._apply(request, queryset, lambda job: services.video_job_retry(job=job), "Retry started")
+
+    @admin.action(description="Cancel selected jobs", permissions=["operate"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[VideoJob]) -> None:
+        self._apply(request, queryset, lambda job: services.video_job_cancel(job=job), "Cancelled")
+
+    @admin.action(description="Re-assemble selected jobs from their clips", permissions=["operate"])
+    def reassemble(self, request: HttpRequest, queryset: QuerySet[VideoJob]) -> None:
+        self._apply(
+            request, queryset, lambda job: services.video_job_reassemble(job=job), "Re-assembly started"
+        )
+
+    # --- the operations page -----------------------------------------------------------------------
+
+    def get_urls(self):
+        urls = super().get_urls()
+        ours = [
+            path("operations/", self.admin_site.admin_view(self.operations_view), name="jobs_operations"),
+        ]
+        return ours + urls
+
+    def operations_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Operations",
+            "opts": self.model._meta,
+            "jobs_by_status": operations.jobs_by_status(),
+            "in_flight": operations.segments_in_flight_by_provider(),
+            "spend": operations.spend_windows(),
+            "spenders": operations.top_spenders(),
+            "failures": operations.failure_reasons(),
+            "workers": operations.worker_health(),
+            "changelist_url": reverse("admin:jobs_videojob_changelist"),
+        }
+        return TemplateResponse(request, "admin/jobs/operations.html", context)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra_context = {**(extra_context or {}), "operations_url": reverse("admin:jobs_operations")}
+        return super().changelist_view(request, extra_context=extra_context)
+
+
+@admin.register(Segment)
+class SegmentAdmin(OperateMixin, admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "job_link",
+        "index",
+        "status_badge",
+        "progress",
+        "attempts",
+        "provider_task_id",
+        "cost_usd",
+    )
+    list_filter = ("status", "job__provider")
+    list_select_related = ("job",)
+    search_fields = ("=provider_task_id", "prompt")
+    actions = ["rerender"]
+    readonly_fields = (
+        "job",
+        "index",
+        "prompt",
+        "is_manual",
+        "start_seconds",
+        "end_seconds",
+        "render_seconds",
+        "status",
+        "progress",
+        "provider_task_id",
+        "provider_status",
+        "attempts",
+        "clip",
+        "last_frame",
+        "thumbnail",
+        "cost_usd",
+        "error",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a segment goes with its job
+
+    @admin.display(description="job")
+    def job_link(self, segment: Segment) -> str:
+        url = reverse("admin:jobs_videojob_change", args=[segment.job_id])
+        return format_html('<a href="{}">{}</a>', url, str(segment.job_id)[:8])
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, segment: Segment) -> str:
+        return badge(segment.status, segment.get_status_display())
+
+    @admin.action(
+        description="Re-render selected segments (and re-assemble their jobs)", permissions=["operate"]
+    )
+    def rerender(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        by_job: dict[uuid.UUID, list[int]] = defaultdict(list)
+        for job_id, index in queryset.values_list("job_id", "index"):
+            by_job[job_id].append(index)
+        jobs = VideoJob.objects.in_bulk(list(by_job))
+        self._apply(
+            request,
+            (jobs[job_id] for job_id in by_job),
+            lambda job: services.segment_rerender(job=job, indexes=sorted(by_job[job.id])),
+            "Re-render started",
+        )
 
 
 @admin.register(ReferenceImage)
 class ReferenceImageAdmin(admin.ModelAdmin):
-    list_display = ("id", "job", "segment", "content_type", "width", "height", "size_bytes")
-    readonly_fields = ("content_type", "width", "height", "size_bytes", "sha256")
+    list_display = ("id", "preview", "job", "segment", "content_type", "width", "height", "size_bytes")
+    list_select_related = ("job", "segment")
+    readonly_fields = ("job", "segment", "image", "content_type", "width", "height", "size_bytes", "sha256")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="image")
+    def preview(self, image: ReferenceImage) -> str:
+        return thumbnail(image.image, 80)
