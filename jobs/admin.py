@@ -295,7 +295,8 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
             return "-"
         poster = job.poster_image.url if job.poster_image else ""
         return format_html(
-            '<video controls preload="metadata" width="640" poster="{}" src="{}" data-testid="admin-video"></video>'
+            '<video controls preload="metadata" width="640" poster="{}" src="{}" data-testid="admin-video">'
+            "</video>"
             '<br><a href="{}" download>Download</a>',
             poster,
             job.output_video.url,

@@ -114,7 +114,9 @@ def worker_health(timeout: float = 1.0) -> WorkerHealth:
     if settings.TASK_RUNNER != "celery":
         return WorkerHealth(
             mode="embedded",
-            detail=f"embedded default: tasks run inside the web process on {settings.INPROCESS_WORKERS} threads",
+            detail=(
+                f"embedded default: tasks run inside the web process on {settings.INPROCESS_WORKERS} threads"
+            ),
         )
     from sora_controller.celery import app
 
