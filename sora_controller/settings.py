@@ -258,3 +258,153 @@ SORA_CONNECT_TIMEOUT = env_float("SORA_CONNECT_TIMEOUT", 10.0)
 SORA_READ_TIMEOUT = env_float("SORA_READ_TIMEOUT", 60.0)
 SORA_DOWNLOAD_TIMEOUT = env_float("SORA_DOWNLOAD_TIMEOUT", 300.0)
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "jobs.api.exceptions.api_exception_handler"
+
+# --- Web workspace --------------------------------------------------------------------------------
+LOGIN_URL = "workspace:login"
+LOGIN_REDIRECT_URL = "workspace:job-list"
+LOGOUT_REDIRECT_URL = "workspace:login"
+
+# --- Production topology --------------------------------------------------------------------------
+PORT = env_int("PORT", 8000)
+# Pages served from another host (a separate front end): trusted for CSRF, CORS and the WebSocket
+# origin check. Comma-separated origins such as https://app.example.com.
+FRONTEND_ORIGIN = env_list("FRONTEND_ORIGIN", [])
+CSRF_TRUSTED_ORIGINS = FRONTEND_ORIGIN + env_list("CSRF_TRUSTED_ORIGINS", [])
+INSTALLED_APPS += ["corsheaders"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "corsheaders.middleware.CorsMiddleware"
+)
+# Static files from the ASGI app itself (daphne does not serve them), compressed and cache-busted.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+CORS_ALLOWED_ORIGINS = FRONTEND_ORIGIN
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/(api|media)/.*$"
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+# Media on S3 (or any S3-compatible store) when a bucket is named: private objects, signed URLs.
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG and not EMBEDDED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
+            "signature_version": env_str("AWS_S3_SIGNATURE_VERSION", "s3v4"),
+            "default_acl": None,  # objects stay private; the bucket's own policy applies
+            "querystring_auth": True,  # every URL handed out is signed ...
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 3600),  # ... and expires
+            "file_overwrite": False,
+        },
+    }
+    MEDIA_URL = "s3/"  # not served by Django: URLs come signed from the storage
+
+# Behind a TLS-terminating proxy in production; plain HTTP on the embedded default.
+SECURE_DEFAULTS = not DEBUG and not EMBEDDED
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE_DEFAULTS)
+# Load balancers and Prometheus probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SECURE_DEFAULTS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if SECURE_DEFAULTS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
+X_FRAME_OPTIONS = "DENY"
+
+# Bearer token Prometheus presents at /metrics; without it only staff sessions may read metrics.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# Logs: JSON lines (with job and segment ids) in production, plain text on the embedded default.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if EMBEDDED else "json")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "sora_controller.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context_suffix)s"},
+        "json": {"()": "sora_controller.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT if LOG_FORMAT in {"plain", "json"} else "plain",
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {"celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO"), "propagate": True}},
+}
+
+# --- Spend control (issue 7) ----------------------------------------------------------------------
+from decimal import Decimal, InvalidOperation  # noqa: E402  (appended section; kept beside its use)
+
+
+def _money(name: str) -> Decimal | None:
+    """A USD cap from the environment; unset, empty or 0 means no cap."""
+    raw = env_str(name).strip().lstrip("$")
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} must be an amount in USD such as 2.50, got {raw!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a positive amount in USD, got {raw!r}")
+    return value or None
+
+
+def _per_provider(name: str) -> dict[str, int]:
+    """'sora=2,local=4' -> {"sora": 2, "local": 4}; a provider left out (or 0) is unlimited."""
+    limits: dict[str, int] = {}
+    for item in env_list(name, []):
+        provider, sep, value = item.partition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if not sep or not provider.strip() or number < 0:
+            raise ImproperlyConfigured(f"{name} must look like 'sora=2,local=4', got {item!r}")
+        if number:
+            limits[provider.strip()] = number
+    return limits
+
+
+# Budget caps in USD (unset or 0: no cap). A render whose estimate would exceed one is refused before
+# any provider call; the daily and monthly windows are UTC days and months.
+BUDGET_JOB_MAX_USD = _money("BUDGET_JOB_MAX_USD")
+BUDGET_USER_DAILY_USD = _money("BUDGET_USER_DAILY_USD")
+BUDGET_USER_MONTHLY_USD = _money("BUDGET_USER_MONTHLY_USD")
+# Reuse a finished clip with identical inputs instead of paying for it again (jobs can opt out).
+RENDER_CACHE = env_bool("RENDER_CACHE", True)
+# Fleet-wide limits per provider, kept in Redis (in process on the embedded default).
+PROVIDER_MAX_CONCURRENT = _per_provider("PROVIDER_MAX_CONCURRENT")
+PROVIDER_CREATES_PER_MINUTE = _per_provider("PROVIDER_CREATES_PER_MINUTE")
+# A concurrency slot is a lease renewed on every poll step; a crashed worker's slot frees itself after
+# this long. It must exceed the longest wait between two steps of one segment (60 s backoff).
+PROVIDER_SLOT_LEASE_SECONDS = env_float("PROVIDER_SLOT_LEASE_SECONDS", 180.0)
+# How long a segment waits for a free slot before it asks again (a countdown, not a busy loop).
+PROVIDER_SLOT_WAIT_SECONDS = env_float("PROVIDER_SLOT_WAIT_SECONDS", 0.5)
+# Standard Webhooks secret ("whsec_..."), from the provider's webhook settings. Unset: POST
+# /webhooks/sora answers 404 and completion is found by polling alone.
+SORA_WEBHOOK_SECRET = env_str("SORA_WEBHOOK_SECRET")
+WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
+# The `llm` segmentation strategy: any OpenAI-compatible chat completions endpoint.
+LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")
+LLM_API_KEY = env_str("LLM_API_KEY")
+LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)

@@ -4,7 +4,13 @@ from django.urls import include, path, re_path
 
 from jobs.media_views import protected_media
 
+from .health import healthz, readyz
+from .metrics import metrics_view
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("jobs.api.urls")),
     path("", include("jobs.web_urls")),
