@@ -56,9 +56,11 @@ serve: install
 	$(PY) manage.py migrate --noinput --verbosity 0
 	DEBUG=$${DEBUG:-1} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) sora_controller.asgi:application
 
+# Runs every benchmark under bench/ (PostgreSQL and Redis needed for pipeline, api and realtime)
+# and rewrites the README's tables with the figures.
 bench: install
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
-	$(PY) bench/assembly.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf out var/bench-clips .pytest_cache
