@@ -176,3 +176,15 @@ def test_failed_segment_fails_the_job_and_keeps_finished_clips(user):
     assert first.cost_usd == Decimal("0.4") and job.cost_spent_usd == Decimal("0.4")
     assert second.status == SegmentStatus.FAILED and "blocked" in second.error
     assert not job.output_video
+
+
+@pytest.mark.django_db(transaction=True)
+def test_assemble_job_twice_leaves_one_video(user, settings):
+    job = services.video_job_render(job=create(user, duration_seconds=2, segment_seconds=1))
+    assert inprocess_runner().wait_idle(timeout=120)
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED
+    again = tasks.assemble_job.apply(args=(str(job.id), job.render_generation)).get()
+    assert again == "skipped"
+    videos = list((Path(settings.MEDIA_ROOT) / f"jobs/{job.id}").glob("video-*.mp4"))
+    assert [v.name for v in videos] == [Path(job.output_video.name).name]
