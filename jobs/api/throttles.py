@@ -1,0 +1,21 @@
+"""Per-user throttle on job creation (each job may start paid renders)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
+
+
+class VideoJobCreateThrottle(UserRateThrottle):
+    """Rate from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["video_job_create"] (env API_CREATE_THROTTLE)."""
+
+    scope = "video_job_create"
+
+    def get_rate(self) -> str | None:
+        # SimpleRateThrottle copies the rates once, at class definition; read them per request instead
+        # so a changed setting (tests, a reloaded config) takes effect.
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        if self.scope not in rates:
+            raise ImproperlyConfigured(f"set REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{self.scope!r}]")
+        return rates[self.scope]

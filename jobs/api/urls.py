@@ -1,0 +1,59 @@
+"""Routes under /api/ (namespace "api"). Job ids are UUIDs; segments are addressed by their index."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, path, re_path
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+from .exceptions import NOT_FOUND_URL_NAME, api_not_found
+
+app_name = "api"
+
+job = "video-jobs/<uuid:job_id>/"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("video-jobs/", views.VideoJobListCreateView.as_view(), name="video-job-list"),
+    path(job, views.VideoJobDetailView.as_view(), name="video-job-detail"),
+    path(f"{job}render/", views.VideoJobRenderView.as_view(), name="video-job-render"),
+    path(f"{job}retry/", views.VideoJobRetryView.as_view(), name="video-job-retry"),
+    path(f"{job}cancel/", views.VideoJobCancelView.as_view(), name="video-job-cancel"),
+    path(f"{job}rerender/", views.VideoJobRerenderView.as_view(), name="video-job-rerender"),
+    path(f"{job}estimate/", views.VideoJobEstimateView.as_view(), name="video-job-estimate"),
+    path(f"{job}segments/", views.SegmentListView.as_view(), name="segment-list"),
+    path(f"{job}segments/<int:index>/", views.SegmentDetailView.as_view(), name="segment-detail"),
+    path(
+        f"{job}segments/<int:index>/rerender/", views.SegmentRerenderView.as_view(), name="segment-rerender"
+    ),
+    path(f"{job}reference-images/", views.ReferenceImageListView.as_view(), name="reference-image-list"),
+    path(
+        f"{job}reference-images/<int:image_id>/",
+        views.ReferenceImageDetailView.as_view(),
+        name="reference-image-detail",
+    ),
+    path("estimate/", views.EstimateView.as_view(), name="estimate"),
+    path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
+    path("providers/", views.ProviderListView.as_view(), name="provider-list"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+if settings.DEBUG or os.environ.get("BENCH_VIEWS") == "1":
+    from .bench_views import bare_json
+
+    urlpatterns.append(path("_bench/json/", bare_json, name="bench-json"))
+
+# Last: anything else under these prefixes (a malformed id, a missing slash, an unknown action) gets a
+# JSON 404 instead of Django's HTML page. Only our own prefixes, so routes other apps mount under /api/
+# after this module are not shadowed. CSRF-exempt because it never changes anything.
+urlpatterns.append(
+    re_path(
+        r"^(?:video-jobs|estimate|strategies|providers|schema|docs|_bench)(?:/.*)?$",
+        csrf_exempt(api_not_found),
+        name=NOT_FOUND_URL_NAME,
+    )
+)

@@ -1,0 +1,90 @@
+"""Query counts that do not grow with the data, and the per-user create throttle."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from jobs import services
+
+from .conftest import assert_error, client_for, image_bytes, job_url, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def count_queries(client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    assert response.status_code == 200, response.content[:300]
+    return len(queries)
+
+
+class TestQueryCounts:
+    def test_job_detail_is_constant_in_segments_and_images(self, api, make_job):
+        small = make_job(duration_seconds=10)
+        large = make_job(duration_seconds=100)
+        assert small.segments.count() == 1 and large.segments.count() == 10
+        for index in range(5):
+            services.reference_image_add(job=large, upload=upload(image_bytes()), segment_index=index)
+        # The job (with its owner), its segments, its reference images: three queries, however many.
+        assert count_queries(api, job_url(small)) == count_queries(api, job_url(large)) == 3
+
+    def test_segments_and_images_lists_are_constant(self, api, make_job):
+        small, large = make_job(duration_seconds=10), make_job(duration_seconds=100)
+        for index in range(4):
+            services.reference_image_add(job=large, upload=upload(image_bytes()), segment_index=index)
+        for suffix in ("segments/", "reference-images/", "estimate/"):
+            assert count_queries(api, job_url(small, suffix)) == count_queries(api, job_url(large, suffix))
+
+    def test_job_list_is_constant_in_jobs(self, make_job, staff_user, other_user):
+        staff = client_for(staff_user)
+        make_job()
+        one = count_queries(staff, "/api/video-jobs/")
+        for owner in (other_user, staff_user) * 5:
+            make_job(owner=owner)
+        # A count and a page, the owners joined in: two queries for any number of rows and owners.
+        assert count_queries(staff, "/api/video-jobs/") == one == 2
+
+    def test_with_session_auth_only_the_session_lookups_are_added(
+        self, user, make_job, django_assert_max_num_queries
+    ):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        client.force_login(user)
+        job = make_job(duration_seconds=100)
+        with django_assert_max_num_queries(5):  # session + user + the three above
+            assert client.get(job_url(job)).status_code == 200
+
+
+class TestThrottle:
+    @pytest.fixture(autouse=True)
+    def _rate(self, settings):
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "video_job_create": "2/minute"}
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+    def create(self, client):
+        return client.post(
+            "/api/video-jobs/", {"prompt": "A", "duration_seconds": 5, "render": False}, format="json"
+        )
+
+    def test_create_is_throttled_per_user(self, api, other_api):
+        assert [self.create(api).status_code for _ in range(2)] == [201, 201]
+        refused = self.create(api)
+        body = assert_error(refused, 429, fragment="throttled")
+        assert body["code"] == "throttled" and int(refused["Retry-After"]) > 0
+        # Another user has a budget of their own.
+        assert self.create(other_api).status_code == 201
+
+    def test_only_create_is_throttled(self, api, make_job):
+        job = make_job()
+        for _ in range(2):
+            self.create(api)
+        for _ in range(5):
+            assert api.get("/api/video-jobs/").status_code == 200
+            assert api.get(job_url(job)).status_code == 200
+            assert (
+                api.post("/api/estimate/", {"prompt": "A", "duration_seconds": 5}, format="json").status_code
+                == 200
+            )
