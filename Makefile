@@ -41,6 +41,7 @@ test-postgres: install
 	@if $(PY) -c "import psycopg,redis; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close(); \
 	    redis.Redis.from_url('$(TEST_REDIS_URL)', socket_connect_timeout=3).ping()" 2>/dev/null; then \
 	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret TASK_RUNNER=inprocess \
+	  SECURE_SSL_REDIRECT=0 SECURE_COOKIES=0 \
 	    $(PY) -m pytest -m "postgres or redis" $(PYTEST_ARGS); \
 	elif [ "$$REQUIRE_SERVICES" = "1" ]; then \
 	  echo "PostgreSQL ($(TEST_DATABASE_URL)) or Redis ($(TEST_REDIS_URL)) is not reachable and REQUIRE_SERVICES=1"; \

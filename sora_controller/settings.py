@@ -94,11 +94,23 @@ TEMPLATES = [
 ]
 
 if DATABASE_URL:
+    # Under daphne every request runs in a fresh thread, so per-thread persistent connections would pile
+    # up until PostgreSQL refuses clients; a psycopg connection pool shared by the process keeps them
+    # persistent and bounded. DB_POOL_MAX_SIZE=0 falls back to CONN_MAX_AGE persistence (Celery only).
+    _pool_max = env_int("DB_POOL_MAX_SIZE", 20)
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            DATABASE_URL,
+            conn_max_age=0 if _pool_max else env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=not _pool_max,
         )
     }
+    if _pool_max:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+            "max_size": _pool_max,
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        }
 else:
     DATABASES = {
         "default": {
@@ -130,6 +142,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# Without collectstatic (the embedded default, tests) whitenoise serves straight from the app finders.
+WHITENOISE_USE_FINDERS = EMBEDDED or DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 
@@ -196,9 +212,10 @@ X264_PRESET = env_str("X264_PRESET", "veryfast")
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first, so an unauthenticated call gets 401 with a WWW-Authenticate challenge.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -408,3 +425,12 @@ LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")
 LLM_API_KEY = env_str("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
+
+# --- Realtime on Redis (live progress issue) ------------------------------------------------------
+if REDIS_URL:
+    # channels_redis waits for messages in BZPOPMIN for up to 5 s at a time, and redis-py 8 gives every
+    # read a 5 s socket timeout by default: on a quiet job the read times out first, the consumer crashes
+    # and the page loses its socket. Reads must outlast the blocking wait; connecting still fails fast.
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_timeout": 30.0, "socket_connect_timeout": 5.0}
+    ]
