@@ -1,0 +1,140 @@
+"""The web workspace: server-rendered pages, every one scoped to request.user through the selectors.
+
+The pages only read. Writes (create, upload, render, retry, cancel, re-render) go from the page's ES
+module to the REST API, which calls the services, so the browser and API clients share one validated
+path and one error shape. Live progress comes over the job's WebSocket (realtime.consumers).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from jobs import selectors, services
+from jobs.models import Continuity, JobStatus
+from realtime.snapshot import job_state
+from rendering.providers.registry import get_provider, provider_names
+from segmentation.registry import strategy_choices
+
+JOBS_PER_PAGE = 25
+# The new-job slider: whole segments of the default length, up to five minutes (longer jobs go
+# through the API or the CLI).
+SLIDER_MAX_SECONDS = 300.0
+SLIDER_DEFAULT_SECONDS = 30.0
+# Offered for providers that accept any even WIDTHxHEIGHT (the local one); 320x240 renders fastest.
+FREE_SIZES = ("1280x720", "720x1280", "854x480", "640x360", "320x240")
+
+
+class WorkspaceLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def job_list(request: HttpRequest) -> HttpResponse:
+    # "My jobs": staff may open anyone's job by URL, but their home page lists their own.
+    jobs = selectors.video_job_list(user=request.user).filter(owner=request.user)
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "jobs/list.html", {"page": page, "active_statuses": _active_statuses()})
+
+
+@login_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/new.html", {"workspace": _new_job_config(), "form": _form_choices()})
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    job = selectors.video_job_detail(user=request.user, job_id=job_id)
+    if job is None:  # someone else's job or none at all: the same 404
+        raise Http404("No such job.")
+    state = job_state(job)
+    api_root = reverse("api:video-job-detail", kwargs={"job_id": job.id})
+    config = {
+        "page": "job",
+        "job": state,
+        "ws_path": f"/ws/video-jobs/{job.id}/",
+        "api": {
+            "job": api_root,
+            "render": reverse("api:video-job-render", kwargs={"job_id": job.id}),
+            "retry": reverse("api:video-job-retry", kwargs={"job_id": job.id}),
+            "cancel": reverse("api:video-job-cancel", kwargs={"job_id": job.id}),
+            # {index} is filled in by the page for the segment's button.
+            "segment_rerender": f"{api_root}segments/{{index}}/rerender/",
+        },
+        "render_share": services.RENDER_SHARE,
+    }
+    return render(request, "jobs/detail.html", {"job": job, "state": state, "workspace": config})
+
+
+def _active_statuses() -> list[str]:
+    return [JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING]
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def provider_catalog() -> list[dict[str, Any]]:
+    """What the new-job page needs to price a job while the slider moves, without a request."""
+    catalog = []
+    for name in provider_names():
+        caps = get_provider(name).capabilities()
+        catalog.append(
+            {
+                "name": name,
+                "models": list(caps.models),
+                "default_model": caps.default_model,
+                # None means any even size: offer a short list of common ones.
+                "sizes": list(caps.sizes) if caps.sizes is not None else list(FREE_SIZES),
+                "sizes_by_model": {model: list(sizes) for model, sizes in caps.sizes_by_model.items()},
+                "clip_seconds": list(caps.clip_seconds) if caps.clip_seconds is not None else None,
+                "price_per_second": {key: _decimal_text(v) for key, v in caps.price_per_second.items()},
+                "supports_reference_image": caps.supports_reference_image,
+            }
+        )
+    return catalog
+
+
+def _new_job_config() -> dict[str, Any]:
+    segment = settings.DEFAULT_SEGMENT_SECONDS
+    slider_max = max(segment, min(SLIDER_MAX_SECONDS, settings.MAX_DURATION_SECONDS))
+    return {
+        "page": "new",
+        "providers": provider_catalog(),
+        "default_provider": settings.DEFAULT_PROVIDER,
+        "default_size": settings.DEFAULT_VIDEO_SIZE,
+        "segment_seconds": segment,
+        "duration": {"min": segment, "max": slider_max, "step": segment, "default": SLIDER_DEFAULT_SECONDS},
+        "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+        "api": {
+            "jobs": reverse("api:video-job-list"),
+            "job_page": reverse("workspace:job-detail", kwargs={"job_id": uuid.UUID(int=0)}),
+        },
+    }
+
+
+def _form_choices() -> dict[str, Any]:
+    segment = settings.DEFAULT_SEGMENT_SECONDS
+    slider_max = max(segment, min(SLIDER_MAX_SECONDS, settings.MAX_DURATION_SECONDS))
+    default = min(SLIDER_DEFAULT_SECONDS, slider_max)
+    return {
+        "strategies": [(name, text) for name, text in strategy_choices() if name != "manual"],
+        "continuities": Continuity.choices,
+        "providers": provider_names(),
+        "default_provider": settings.DEFAULT_PROVIDER,
+        "duration_min": segment,
+        "duration_max": slider_max,
+        "duration_step": segment,
+        "duration_default": default,
+        "segment_count_default": int(default // segment),
+    }

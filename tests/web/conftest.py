@@ -1,0 +1,216 @@
+"""A real workspace for the browser tests: daphne in a subprocess on the embedded default (SQLite file,
+in-memory channel layer, in-process render pool, local provider) in a temporary data directory, and
+Debian's Chromium driven by Playwright.
+
+Without Chromium or Playwright the browser tests are skipped, except in CI (CI=true or
+REQUIRE_SERVICES=1), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+PASSWORDS = {"alice": "alice-pw-8c1f", "bob": "bob-pw-29ad"}
+# Variables that would switch the server away from the embedded default or out of its temp dir.
+SCRUBBED = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TASK_RUNNER",
+    "DATA_DIR",
+    "MEDIA_ROOT",
+    "LOCAL_PROVIDER_DIR",
+    "SECRET_KEY",
+    "DEBUG",
+    "AWS_STORAGE_BUCKET_NAME",
+    "ALLOWED_HOSTS",
+}
+
+SETUP = """
+import json
+import os
+from django.contrib.auth import get_user_model
+from jobs import services
+users = {}
+for name, password in json.loads(os.environ["PASSWORDS"]).items():
+    users[name] = get_user_model().objects.create_user(username=name, password=password)
+job = services.video_job_create(
+    owner=users["bob"], title="Bob's private video", prompt="A secret garden.", duration_seconds=10,
+    size="320x240",
+)
+print(json.dumps({"foreign_job": str(job.id)}))
+"""
+
+
+def require_browser() -> None:
+    required = os.environ.get("CI") == "true" or os.environ.get("REQUIRE_SERVICES") == "1"
+    problem = ""
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "playwright is not installed (pip install -e '.[dev]')"
+    if problem:
+        (pytest.fail if required else pytest.skip)(f"browser tests need a browser: {problem}")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    url: str
+    root: Path
+    foreign_job: str  # bob's job, which alice must not see
+
+    def password(self, username: str) -> str:
+        return PASSWORDS[username]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    # A free port can be taken between the probe and daphne's bind; then daphne exits and we try again.
+    for _ in range(3):
+        port = _free_port()
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "sora_controller.asgi:application",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            if _answers(f"{url}/login/"):
+                return process, url
+            time.sleep(0.2)
+        _stop(process)
+    raise RuntimeError(f"daphne did not start; see {log}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Iterator[Workspace]:
+    require_browser()
+    root = tmp_path_factory.mktemp("workspace")
+    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED}
+    env.update(
+        DATA_DIR=str(root / "data"),
+        MEDIA_ROOT=str(root / "media"),
+        LOCAL_PROVIDER_DIR=str(root / "local-provider"),
+        DEBUG="1",
+        DJANGO_SETTINGS_MODULE="sora_controller.settings",
+        PYTHONUNBUFFERED="1",
+        PASSWORDS=json.dumps(PASSWORDS),
+    )
+    _manage(env, "migrate", "--noinput", "--verbosity", "0")
+    created = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+    log = root / "daphne.log"
+    process, url = _start_daphne(env, log)
+    try:
+        yield Workspace(url=url, root=root, foreign_job=created["foreign_job"])
+    finally:
+        _stop(process)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "workspace-daphne.log")  # for a look after a failure
+
+
+@pytest.fixture(scope="session")
+def browser(workspace) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, workspace) -> Iterator[Any]:
+    """A fresh browser context (no cookies) at desktop width. JavaScript errors fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=workspace.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def log_in(page: Any, workspace: Workspace, username: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(workspace.password(username))
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{workspace.url}/")

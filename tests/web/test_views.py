@@ -1,0 +1,165 @@
+"""The workspace pages through Django's test client: login required, scoped to the user, and the data
+the page's module needs rendered into it."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from jobs import services
+from jobs.models import VideoJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_job(owner: Any, **overrides: Any) -> VideoJob:
+    fields: dict[str, Any] = {"prompt": "A fox runs. It jumps.", "duration_seconds": 20, "strategy": "even"}
+    fields.update(overrides)
+    return services.video_job_create(owner=owner, **fields)
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def page_config(response) -> dict[str, Any]:
+    match = re.search(
+        rb'<script id="workspace-config" type="application/json">(.*?)</script>', response.content
+    )
+    assert match, "the page carries its config as JSON"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.parametrize("path", ["/", "/jobs/new/", "/jobs/00000000-0000-0000-0000-000000000001/"])
+def test_pages_need_a_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"].startswith(f"/login/?next={path}")
+
+
+def test_login_and_logout(client, user):
+    assert client.get("/login/").status_code == 200
+    wrong = client.post("/login/", {"username": "alice", "password": "nope"})
+    assert wrong.status_code == 200 and b'data-testid="login-error"' in wrong.content
+    response = client.post("/login/", {"username": "alice", "password": "pw-alice-123"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_the_list_shows_my_jobs_newest_first(user, other_user, staff_user_web):
+    older = make_job(user, title="older one")
+    newer = make_job(user, title="newer one")
+    theirs = make_job(other_user, title="not mine")
+    content = logged_in(user).get("/").content.decode()
+    assert content.index("newer one") < content.index("older one")
+    assert "not mine" not in content
+    assert f'href="/jobs/{newer.id}/"' in content and f'data-testid="job-status-{older.id}"' in content
+    # Staff may open anyone's job, but their home page lists their own.
+    assert "not mine" not in logged_in(staff_user_web).get("/").content.decode()
+    assert logged_in(staff_user_web).get(f"/jobs/{theirs.id}/").status_code == 200
+
+
+def test_an_empty_list_invites_a_first_video(user):
+    assert b'data-testid="job-list-empty"' in logged_in(user).get("/").content
+
+
+def test_another_users_job_page_is_a_404(user, other_user):
+    job = make_job(user)
+    assert logged_in(other_user).get(f"/jobs/{job.id}/").status_code == 404
+    assert logged_in(user).get("/jobs/00000000-0000-0000-0000-000000000001/").status_code == 404
+
+
+def test_the_job_page_renders_the_timeline_and_its_socket(user):
+    job = make_job(user, duration_seconds=30)
+    response = logged_in(user).get(f"/jobs/{job.id}/")
+    assert response.status_code == 200
+    content = response.content.decode()
+    for index in range(3):
+        assert f'data-testid="segment-{index}"' in content
+        assert f'data-testid="segment-{index}-progress"' in content
+    config = page_config(response)
+    assert config["page"] == "job" and config["ws_path"] == f"/ws/video-jobs/{job.id}/"
+    assert config["job"]["status"] == "draft" and len(config["job"]["segments"]) == 3
+    assert config["api"]["render"] == f"/api/video-jobs/{job.id}/render/"
+    assert (
+        config["api"]["segment_rerender"].format(index=2) == f"/api/video-jobs/{job.id}/segments/2/rerender/"
+    )
+
+
+def test_the_new_job_page_carries_prices_and_limits(user):
+    response = logged_in(user).get("/jobs/new/")
+    assert response.status_code == 200
+    config = page_config(response)
+    providers = {p["name"]: p for p in config["providers"]}
+    local = providers["local"]
+    assert local["price_per_second"] == {local["default_model"]: "0"} and local["clip_seconds"] is None
+    assert "320x240" in local["sizes"]
+    sora = providers["sora"]
+    assert sora["clip_seconds"] == [4.0, 8.0, 12.0] and sora["price_per_second"]["sora-2"] == "0.1"
+    assert sora["sizes_by_model"]["sora-2"] == ["720x1280", "1280x720"]
+    assert config["duration"] == {"min": 10.0, "max": 300.0, "step": 10.0, "default": 30.0}
+    content = response.content.decode()
+    # Every control is labelled.
+    for control in (
+        "id_title",
+        "id_prompt",
+        "id_duration",
+        "id_strategy",
+        "id_continuity",
+        "id_provider",
+        "id_model",
+        "id_size",
+        "id_reference",
+        "mode-auto",
+        "mode-manual",
+    ):
+        assert f'for="{control}"' in content, control
+    assert 'value="manual"' in content and "Split the prompt by" in content
+
+
+@pytest.fixture
+def staff_user_web(django_user_model):
+    return django_user_model.objects.create_user(username="carol", password="pw-carol-123", is_staff=True)
+
+
+def test_serve_info_prints_a_working_demo_login_on_the_embedded_default(
+    settings, tmp_path, django_user_model
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.DATA_DIR = tmp_path
+    settings.EMBEDDED = True
+    first, second = StringIO(), StringIO()
+    call_command("serve_info", port=8123, stdout=first)
+    call_command("serve_info", port=8123, stdout=second)
+    assert "http://127.0.0.1:8123/" in first.getvalue()
+    password = re.search(r"Log in as: demo / (\S+)", first.getvalue()).group(1)
+    assert django_user_model.objects.get(username="demo").check_password(password)
+    assert f"demo / {password}" in second.getvalue()  # the same password every time
+    assert (tmp_path / "demo-password").stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_info_creates_nobody_against_a_production_database(settings, django_user_model):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.EMBEDDED = False
+    out = StringIO()
+    call_command("serve_info", stdout=out)
+    assert "createsuperuser" in out.getvalue()
+    assert not django_user_model.objects.filter(username="demo").exists()
