@@ -53,8 +53,10 @@ test-postgres: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The workspace at http://127.0.0.1:$(PORT) on the embedded default; prints how to log in.
 serve: install
 	$(PY) manage.py migrate --noinput --verbosity 0
+	$(PY) manage.py serve_info --port $(PORT)
 	DEBUG=$${DEBUG:-1} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) sora_controller.asgi:application
 
 # Runs every benchmark under bench/ (PostgreSQL and Redis needed for pipeline, api and realtime)
