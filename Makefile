@@ -21,6 +21,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) manage.py migrate --noinput --verbosity 0
+	@mkdir -p out
 	$(PY) manage.py render "A paper boat sails down a rain-filled gutter at dusk. \
 	It tumbles over a small waterfall into a storm drain and glides through glowing tunnels. \
 	It emerges into a calm harbour at sunrise as gulls circle overhead." \
