@@ -364,7 +364,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    "loggers": {"celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO"), "propagate": True}},
+    "loggers": {
+        "celery": {"level": env_str("CELERY_LOG_LEVEL", "WARNING" if EMBEDDED else "INFO"), "propagate": True}
+    },
 }
 
 # --- Spend control (issue 7) ----------------------------------------------------------------------
