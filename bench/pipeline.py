@@ -13,16 +13,27 @@ own (sora_bench_pipeline), uses Redis db 13, starts the fake API in this process
 - provider create calls per segment (exactly 1.0 when nothing fails) and our overhead per segment
   beyond L.
 
-Target (issue 3): a parallel job of 6 segments finishes within 1.2 x L plus assembly.
+and, for spend control (issue 7), in a second table:
+
+- the same job submitted twice: the second is served by the render cache, so it costs nothing, and
+  the spend ledger and the fake API's create count agree;
+- a burst of B one-segment jobs under a fleet-wide limit of K renders at a time (a second worker
+  started with PROVIDER_MAX_CONCURRENT=sora=K), against a fake API that answers 429 to a (K+1)th
+  concurrent render: zero 429s, and wall time against the ideal schedule ceil(B/K) x L + assembly.
+
+Targets: (issue 3) a parallel job of 6 segments finishes within 1.2 x L plus assembly; (issue 7) the
+double submission costs once and the limited burst sees zero 429s within 1.2 x its ideal schedule.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +50,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--segments", type=int, default=6, help="segments per job (M)")
     parser.add_argument("--jobs", type=int, default=3, help="jobs in the burst (N)")
     parser.add_argument("--workers", type=int, default=4, help="worker processes (prefork concurrency)")
+    parser.add_argument(
+        "--burst-jobs", type=int, default=10, help="one-segment jobs in the limited burst (B)"
+    )
+    parser.add_argument("--limit", type=int, default=2, help="fleet-wide concurrent renders in the burst (K)")
+    parser.add_argument(
+        "--burst-latency", type=float, default=None, help="L for the burst (default: --latency)"
+    )
     return parser.parse_args(list(argv))
 
 
@@ -63,8 +81,12 @@ def _prepare_database() -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO_ROOT, check=True,
-                   env={**os.environ})
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO_ROOT,
+        check=True,
+        env={**os.environ},
+    )
 
 
 def main(argv: Sequence[str]) -> list[dict]:
@@ -81,8 +103,8 @@ def main(argv: Sequence[str]) -> list[dict]:
     import redis
     from django.contrib.auth import get_user_model
 
-    from jobs import services
-    from jobs.models import JobStatus, VideoJob
+    from jobs import ledger, services
+    from jobs.models import JobStatus, SpendEntry, SpendKind, VideoJob
     from rendering.fake_api import FakeConfig, FakeVideoServer
     from tests.support.worker import Worker, wait_for
 
@@ -92,6 +114,10 @@ def main(argv: Sequence[str]) -> list[dict]:
     env = {**_environment(), "SORA_BASE_URL": fake.url}
     worker = Worker("bench", env, WORK / "worker.log", concurrency=args.workers)
     rows: list[dict] = []
+    spend_rows: list[dict] = []
+    # Prompts unique to this run and scenario, so the render cache (which would rightly reuse clips of
+    # an earlier run or scenario) never turns a timing scenario into a cache hit.
+    run_tag = uuid.uuid4().hex[:6]
     try:
         worker.wait_ready(timeout=60)
         # Warm the fake API's clip cache so the first job does not pay for making content.
@@ -101,12 +127,21 @@ def main(argv: Sequence[str]) -> list[dict]:
 
         def run(continuity: str, count: int) -> tuple[float, float, list[VideoJob]]:
             fake.reset(FakeConfig(latency=args.latency, poll_after_ms=250, api_key="sk-bench"))
-            prompts = [f"Shot {i + 1} of a harbour at dawn, {continuity}" for i in range(args.segments)]
+            prompts = [
+                f"Shot {i + 1} of a harbour at dawn, {continuity}, {count} job(s), run {run_tag}"
+                for i in range(args.segments)
+            ]
             jobs = [
                 services.video_job_create(
-                    owner=user, prompt=" ".join(prompts), duration_seconds=4.0 * args.segments, segment_seconds=4,
-                    strategy="manual", manual_prompts=[f"{p} (job {j})" for p in prompts], provider="sora",
-                    size="1280x720", continuity=continuity,
+                    owner=user,
+                    prompt=" ".join(prompts),
+                    duration_seconds=4.0 * args.segments,
+                    segment_seconds=4,
+                    strategy="manual",
+                    manual_prompts=[f"{p} (job {j})" for p in prompts],
+                    provider="sora",
+                    size="1280x720",
+                    continuity=continuity,
                 )
                 for j in range(count)
             ]
@@ -116,7 +151,9 @@ def main(argv: Sequence[str]) -> list[dict]:
             assembling_seen: dict[str, float] = {}
 
             def finished() -> bool:
-                states = dict(VideoJob.objects.filter(id__in=[j.id for j in jobs]).values_list("id", "status"))
+                states = dict(
+                    VideoJob.objects.filter(id__in=[j.id for j in jobs]).values_list("id", "status")
+                )
                 for job_id, status in states.items():
                     if status == JobStatus.ASSEMBLING and job_id not in assembling_seen:
                         assembling_seen[str(job_id)] = time.monotonic()
@@ -129,7 +166,10 @@ def main(argv: Sequence[str]) -> list[dict]:
             if failed:
                 raise SystemExit(f"{len(failed)} job(s) failed: {failed[0].error}")
             assembly = max(
-                (j.finished_at.timestamp() - j.segments.order_by("-updated_at").first().updated_at.timestamp())
+                (
+                    j.finished_at.timestamp()
+                    - j.segments.order_by("-updated_at").first().updated_at.timestamp()
+                )
                 for j in done
             )
             return wall, assembly, done
@@ -144,30 +184,179 @@ def main(argv: Sequence[str]) -> list[dict]:
             creates = fake.stats.creates / (count * segments)
             serial = latency * segments * count
             per_segment_overhead = (wall - ideal - assembly) / (segments if continuity == "chain" else 1)
-            rows.append({
-                "scenario": label, "wall": wall, "ideal": ideal, "assembly": assembly, "serial": serial,
-                "creates_per_segment": creates, "overhead": per_segment_overhead, "continuity": continuity,
-            })
+            rows.append(
+                {
+                    "scenario": label,
+                    "wall": wall,
+                    "ideal": ideal,
+                    "assembly": assembly,
+                    "serial": serial,
+                    "creates_per_segment": creates,
+                    "overhead": per_segment_overhead,
+                    "continuity": continuity,
+                }
+            )
+
+        def wait_jobs(jobs: list[VideoJob], timeout: float) -> list[VideoJob]:
+            ids = [j.id for j in jobs]
+            wait_for(
+                lambda: all(
+                    s in {JobStatus.COMPLETED, JobStatus.FAILED}
+                    for s in VideoJob.objects.filter(id__in=ids).values_list("status", flat=True)
+                ),
+                timeout=timeout,
+                interval=0.05,
+                what="jobs",
+            )
+            done = [VideoJob.objects.get(id=i) for i in ids]
+            failed = [j for j in done if j.status != JobStatus.COMPLETED]
+            if failed:
+                raise SystemExit(f"{len(failed)} job(s) failed: {failed[0].error}")
+            return done
+
+        # --- Spend: the same job submitted twice costs once ---------------------------------------------
+        fake.reset(FakeConfig(latency=args.latency, poll_after_ms=250, api_key="sk-bench"))
+        prompts = [
+            f"Shot {i + 1} of a lighthouse, submitted twice, run {run_tag}" for i in range(args.segments)
+        ]
+
+        def submit_twice_job() -> VideoJob:
+            return services.video_job_create(
+                owner=user,
+                prompt=" ".join(prompts),
+                duration_seconds=4.0 * args.segments,
+                segment_seconds=4,
+                strategy="manual",
+                manual_prompts=prompts,
+                provider="sora",
+                size="1280x720",
+            )
+
+        walls = []
+        twice = []
+        for _ in range(2):
+            started = time.monotonic()
+            twice += wait_jobs([services.video_job_render(job=submit_twice_job())], args.latency * 3 + 120)
+            walls.append(time.monotonic() - started)
+        first, second = twice
+        entries = SpendEntry.objects.filter(job__in=twice)
+        totals = ledger.totals(entries)
+        price = first.cost_estimate_usd / args.segments
+        agree = totals.spent_usd == price * fake.stats.creates and fake.stats.creates == args.segments
+        spend_rows.append(
+            {
+                "scenario": f"same {args.segments}-segment job submitted twice",
+                "wall": sum(walls),
+                "ideal": None,
+                "creates": fake.stats.creates,
+                "rejected": fake.stats.rejected_429,
+                "in_flight": fake.stats.max_in_flight,
+                "estimate": first.cost_estimate_usd + second.cost_estimate_usd,
+                "spent": totals.spent_usd,
+                "saved": totals.saved_usd,
+                "notes": f"2nd job ${second.cost_spent_usd:.2f} in {walls[1]:.2f} s, "
+                f"{entries.filter(kind=SpendKind.CACHE_SAVING).count()} clips from the cache; "
+                f"ledger = creates x price: {'yes' if agree else 'NO'}",
+                "pass": agree and second.cost_spent_usd == 0,
+            }
+        )
     finally:
         worker.stop()
+
+    # --- Spend: a burst under a fleet-wide limit, on a worker started with that limit --------------------
+    burst_latency = args.burst_latency or args.latency
+    limited_env = {**env, "PROVIDER_MAX_CONCURRENT": f"sora={args.limit}"}
+    limited = Worker("bench-limited", limited_env, WORK / "worker-limited.log", concurrency=args.workers)
+    try:
+        limited.wait_ready(timeout=60)
+        # Like a real quota: the fake answers 429 to a create beyond K renders in flight.
+        fake.reset(
+            FakeConfig(
+                latency=burst_latency, poll_after_ms=250, api_key="sk-bench", max_concurrent=args.limit
+            )
+        )
+        jobs = [
+            services.video_job_create(
+                owner=user,
+                prompt=f"Burst job {j}, run {run_tag}",
+                duration_seconds=4.0,
+                segment_seconds=4,
+                provider="sora",
+                size="1280x720",
+            )
+            for j in range(args.burst_jobs)
+        ]
+        started = time.monotonic()
+        for job in jobs:
+            services.video_job_render(job=job)
+        done = wait_jobs(jobs, burst_latency * args.burst_jobs * 3 + 120)
+        wall = time.monotonic() - started
+        assembly = max(j.finished_at.timestamp() - j.segments.get().updated_at.timestamp() for j in done)
+        ideal = math.ceil(args.burst_jobs / args.limit) * burst_latency + assembly
+        spent = ledger.totals(SpendEntry.objects.filter(job__in=done)).spent_usd
+        spend_rows.append(
+            {
+                "scenario": f"{args.burst_jobs} one-segment jobs at once, limit {args.limit} at a time "
+                f"(L = {burst_latency:g} s)",
+                "wall": wall,
+                "ideal": ideal,
+                "creates": fake.stats.creates,
+                "rejected": fake.stats.rejected_429,
+                "in_flight": fake.stats.max_in_flight,
+                "estimate": sum(j.cost_estimate_usd for j in done),
+                "spent": spent,
+                "saved": 0,
+                "notes": f"ideal = ceil({args.burst_jobs}/{args.limit}) x L + assembly ({assembly:.2f} s)",
+                "pass": fake.stats.rejected_429 == 0
+                and wall <= 1.2 * ideal
+                and fake.stats.max_in_flight <= args.limit,
+            }
+        )
+    finally:
+        limited.stop()
         fake.stop()
 
-    print(f"\nProvider latency L = {args.latency:g} s per clip; {args.workers} worker processes; "
-          f"4 s clips at 1280x720.\n")
-    print("| scenario | wall s | ideal s | vs ideal | serial sum s | faster than serial | creates/segment "
-          "| overhead s |")
+    print(
+        f"\nProvider latency L = {args.latency:g} s per clip; {args.workers} worker processes; "
+        f"4 s clips at 1280x720.\n"
+    )
+    print(
+        "| scenario | wall s | ideal s | vs ideal | serial sum s | faster than serial | creates/segment "
+        "| overhead s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['scenario']} | {row['wall']:.2f} | {row['ideal']:.1f} | {row['wall'] / row['ideal']:.2f}x "
-              f"| {row['serial']:.0f} | {row['serial'] / row['wall']:.1f}x | {row['creates_per_segment']:.2f} "
-              f"| {row['overhead']:.2f} |")
+        print(
+            f"| {row['scenario']} | {row['wall']:.2f} | {row['ideal']:.1f} "
+            f"| {row['wall'] / row['ideal']:.2f}x "
+            f"| {row['serial']:.0f} | {row['serial'] / row['wall']:.1f}x | {row['creates_per_segment']:.2f} "
+            f"| {row['overhead']:.2f} |"
+        )
     first = rows[0]
     target = 1.2 * args.latency + first["assembly"]
     verdict = "PASS" if first["wall"] <= target else "FAIL"
-    print(f"\nTarget: parallel job of {args.segments} segments within 1.2 x L + assembly "
-          f"({target:.2f} s): {first['wall']:.2f} s, {verdict}")
+    print(
+        f"\nTarget: parallel job of {args.segments} segments within 1.2 x L + assembly "
+        f"({target:.2f} s): {first['wall']:.2f} s, {verdict}"
+    )
     print("overhead = wall - ideal - assembly (per segment for chain: divided by M).")
-    return rows
+
+    print("\nSpend control (issue 7)\n")
+    print(
+        "| scenario | wall s | ideal s | vs ideal | provider creates | 429s | max in flight | estimate $ "
+        "| ledger spent $ | ledger saved $ | notes | verdict |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for row in spend_rows:
+        ideal = f"{row['ideal']:.2f}" if row["ideal"] else "-"
+        ratio = f"{row['wall'] / row['ideal']:.2f}x" if row["ideal"] else "-"
+        print(
+            f"| {row['scenario']} | {row['wall']:.2f} | {ideal} | {ratio} | {row['creates']} "
+            f"| {row['rejected']} "
+            f"| {row['in_flight']} | {row['estimate']:.2f} | {row['spent']:.2f} | {row['saved']:.2f} "
+            f"| {row['notes']} | {'PASS' if row['pass'] else 'FAIL'} |"
+        )
+    return rows + spend_rows
 
 
 if __name__ == "__main__":

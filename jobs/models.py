@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class JobStatus(models.TextChoices):
@@ -87,6 +88,14 @@ class VideoJob(models.Model):
     error = models.TextField(blank=True)
     # Bumped every time a render starts, so late results of an abandoned run can be told apart.
     render_generation = models.PositiveIntegerField(default=0)
+    # Reuse a finished clip with exactly the same inputs instead of paying for it again (rendering.cache).
+    # Off: every segment is a fresh take.
+    use_cache = models.BooleanField(
+        default=True, help_text="Reuse an identical finished clip of the same owner instead of paying again"
+    )
+    # Things a person should know about how the job was planned, e.g. that the llm planner failed and
+    # the `sentences` strategy planned it instead. A list of strings.
+    notices = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -137,6 +146,15 @@ class Segment(models.Model):
     thumbnail = models.FileField(upload_to=segment_file_path, max_length=300, blank=True)
     cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     error = models.TextField(blank=True)
+    # sha256 of everything that decides the clip (rendering.cache.segment_cache_key), stored when the
+    # segment completes so a later segment with the same inputs can reuse the clip.
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # The completed segment whose clip was copied instead of rendering (a cache hit); null otherwise.
+    cached_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set by a re-render: the person asked for a fresh take, so the cache is not consulted.
+    bypass_cache = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -174,3 +192,74 @@ class ReferenceImage(models.Model):
 
     def __str__(self) -> str:
         return f"Reference image {self.pk} of {self.job_id}"
+
+
+class SpendKind(models.TextChoices):
+    RENDER = "render", "Render"
+    WASTED = "wasted", "Lost render (billed but unusable)"
+    CACHE_SAVING = "cache_saving", "Saved by the render cache"
+
+
+class SpendEntry(models.Model):
+    """One line of the spend ledger: a billed provider render, a billed render that was lost (expired
+    download), or the amount a cache hit did not spend. Written by jobs.services in the same transaction
+    as the state change it accounts for, so job.cost_spent_usd always equals the job's render + wasted
+    lines.
+
+    Lines outlive their job and segment (SET_NULL): deleting a job must not give its money back to the
+    owner's daily or monthly budget.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spend_entries"
+    )
+    job = models.ForeignKey(
+        VideoJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="spend_entries"
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="spend_entries"
+    )
+    segment_index = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=20, choices=SpendKind.choices)
+    amount_usd = models.DecimalField(max_digits=10, decimal_places=4)
+    billed_seconds = models.FloatField(default=0.0)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=80, blank=True)
+    size = models.CharField(max_length=20, blank=True)
+    provider_task_id = models.CharField(max_length=200, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    # A default rather than auto_now_add, so day/month windows can be tested with back-dated lines.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "spend entries"
+        indexes = [models.Index(fields=["owner", "kind", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_usd__gte=0), name="spend_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ${self.amount_usd} ({self.provider}/{self.model})"
+
+
+class WebhookEvent(models.Model):
+    """A provider webhook delivery we accepted (signature checked). The unique event id makes a replayed
+    delivery a no-op."""
+
+    event_id = models.CharField(max_length=200, unique=True)
+    provider = models.CharField(max_length=40, default="sora")
+    type = models.CharField(max_length=80)
+    video_id = models.CharField(max_length=200, blank=True, db_index=True)
+    segment = models.ForeignKey(
+        Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_events"
+    )
+    # What the delivery did: "advanced", "unknown_video", "not_rendering", "ignored_type".
+    outcome = models.CharField(max_length=40)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

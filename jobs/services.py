@@ -28,8 +28,18 @@ from rendering.providers.registry import get_provider
 from segmentation.registry import segment_prompt
 from segmentation.types import SegmentationContext, SegmentationError
 
+from . import budget, ledger
 from .errors import IllegalTransition, InvalidInput, NotFound
-from .models import Continuity, JobStatus, ReferenceFit, ReferenceImage, Segment, SegmentStatus, VideoJob
+from .models import (
+    Continuity,
+    JobStatus,
+    ReferenceFit,
+    ReferenceImage,
+    Segment,
+    SegmentStatus,
+    SpendKind,
+    VideoJob,
+)
 from .uploads import check_reference_image
 
 log = logging.getLogger(__name__)
@@ -160,8 +170,12 @@ def video_job_create(
     size: str | None = None,
     fps: int | None = None,
     title: str = "",
+    use_cache: bool = True,
 ) -> VideoJob:
-    """Validate everything, plan the segments and store the job (status draft) with them, atomically."""
+    """Validate everything, plan the segments and store the job (status draft) with them, atomically.
+
+    `use_cache=False` makes every segment a fresh take (the render cache is not consulted). A job whose
+    estimate alone is over a budget cap is refused (InvalidInput field "budget")."""
     if not isinstance(prompt, str):
         raise InvalidInput("prompt must be text", field="prompt")
     duration = _number(duration_seconds, "duration_seconds")
@@ -188,8 +202,9 @@ def video_job_create(
     provider_name = provider or settings.DEFAULT_PROVIDER
     size = size or settings.DEFAULT_VIDEO_SIZE
 
+    context = _segmentation_context(manual_prompts)
     try:
-        specs = segment_prompt(strategy, prompt, duration, seg_len, _segmentation_context(manual_prompts))
+        specs = segment_prompt(strategy, prompt, duration, seg_len, context)
         caps = get_provider(provider_name).capabilities()
         chosen_model = caps.check_model(model)
         caps.check_size(size, chosen_model)
@@ -204,6 +219,11 @@ def video_job_create(
         raise InvalidInput(exc.message, field=exc.field) from None
     except CapabilityError as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
+    budget.check_estimate(
+        estimate_usd=estimate.cost_usd,
+        billed_seconds=estimate.billed_seconds,
+        price_per_second=estimate.price_per_second,
+    )
 
     with transaction.atomic():
         job = VideoJob.objects.create(
@@ -221,6 +241,9 @@ def video_job_create(
             fps=fps,
             cost_estimate_usd=estimate.cost_usd,
             billed_seconds_estimate=estimate.billed_seconds,
+            use_cache=bool(use_cache),
+            # e.g. the llm planner's fallback to `sentences`, for the person to see.
+            notices=[str(n) for n in context.extra.get("notices", [])],
         )
         Segment.objects.bulk_create(
             Segment(
@@ -318,6 +341,8 @@ def _start(
         )
         segments = job.segments.filter(status__in=from_statuses, **segment_filter)
         segment_ids = list(segments.values_list("id", flat=True))
+        # Refused (InvalidInput "budget") before anything is queued, so no provider call is made.
+        budget.check_run(job=job, segment_ids=segment_ids)
         # With no segment to render (a retry after an assembly failure) the run goes straight to assembly.
         segments.update(
             status=SegmentStatus.QUEUED,
@@ -371,7 +396,8 @@ def segment_rerender(*, job: VideoJob, indexes: Sequence[int]) -> VideoJob:
     if job.status not in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}:
         raise IllegalTransition(f"job {job.id} is {job.status}; wait until it finishes before re-rendering")
     with transaction.atomic():
-        job.segments.filter(index__in=indexes).update(attempts=0)
+        # A re-render is a fresh take: the render cache is not consulted for these segments.
+        job.segments.filter(index__in=indexes).update(attempts=0, bypass_cache=True)
         job, _ = _start(
             job,
             {"index__in": list(indexes)},
@@ -479,8 +505,14 @@ def segment_complete(
     last_frame: File | None,
     thumbnail: File | None,
     cost_usd: Decimal,
+    cache_key: str = "",
+    cached_from_id: int | None = None,
+    saved_usd: Decimal = Decimal("0"),
 ) -> Segment:
-    """Store the finished clip (and its last frame and thumbnail) and mark the segment completed."""
+    """Store the finished clip (and its last frame and thumbnail) and mark the segment completed.
+
+    The spend ledger gets a `render` line for `cost_usd`, or, for a clip reused from the render cache
+    (`cached_from_id`), a `cache_saving` line for `saved_usd`, in the same transaction."""
     segment = Segment.objects.select_related("job").get(id=segment_id)
     if segment.status != SegmentStatus.RENDERING:
         raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it cannot complete")
@@ -506,8 +538,19 @@ def segment_complete(
                 provider_status="completed",
                 cost_usd=F("cost_usd") + cost_usd,
                 error="",
+                cache_key=cache_key,
+                cached_from_id=cached_from_id,
             )
             VideoJob.objects.filter(id=segment.job_id).update(cost_spent_usd=F("cost_spent_usd") + cost_usd)
+            ledger.record(segment=segment, kind=SpendKind.RENDER, amount_usd=cost_usd)
+            if cached_from_id is not None:
+                ledger.record(
+                    segment=segment,
+                    kind=SpendKind.CACHE_SAVING,
+                    amount_usd=saved_usd,
+                    provider_task_id="",
+                    note=f"reused the clip of segment {cached_from_id}",
+                )
             _recompute_progress(segment.job_id)
             publish_after_commit(segment.job_id, FRAME_PROGRESS, _segment_payload(segment))
     except Exception:
@@ -532,6 +575,7 @@ def segment_fail(*, segment_id: int, error: str, cost_usd: Decimal = Decimal("0"
             return None
         if cost_usd:
             VideoJob.objects.filter(id=segment.job_id).update(cost_spent_usd=F("cost_spent_usd") + cost_usd)
+            ledger.record(segment=segment, kind=SpendKind.WASTED, amount_usd=cost_usd, note=error)
         segment.refresh_from_db()
         publish_after_commit(segment.job_id, FRAME_PROGRESS, _segment_payload(segment))
     return segment
@@ -681,6 +725,7 @@ def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decima
             VideoJob.objects.filter(id=segment.job_id).update(
                 cost_spent_usd=F("cost_spent_usd") + wasted_cost_usd
             )
+            ledger.record(segment=segment, kind=SpendKind.WASTED, amount_usd=wasted_cost_usd, note=reason)
         segment.cost_usd = F("cost_usd") + wasted_cost_usd
         exhausted = segment.attempts >= settings.SEGMENT_MAX_ATTEMPTS
         if exhausted:

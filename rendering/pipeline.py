@@ -1,13 +1,14 @@
 """What the rendering tasks do, as plain functions of ids. rendering.tasks wraps them for Celery.
 
-render_segment: claim -> submit (or resume the stored provider task) -> poll (one step per call; the
-task re-runs it later) -> download -> conform to the job's format and planned length -> last frame +
-thumbnail -> complete. assemble_job: check every
-segment finished -> stream-copy concatenation -> poster -> complete.
+render_segment: claim -> reuse a cached clip (no provider call) or take a fleet-wide provider slot ->
+submit (or resume the stored provider task) -> poll (one step per call; the task re-runs it later) ->
+download -> conform to the job's format and planned length -> last frame + thumbnail -> complete.
+assemble_job: check every segment finished -> stream-copy concatenation -> poster -> complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -17,16 +18,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.core.files import File
+from django.core.files.storage import default_storage
 
 from jobs import services
 from jobs.errors import IllegalTransition
 from jobs.models import Continuity, JobStatus, Segment, SegmentStatus, VideoJob
 from jobs.selectors import segment_reference_path
+from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
 from rendering.media import MediaError, extract_frame, extract_last_frame, probe
 from rendering.media_types import ClipTarget
 from rendering.providers.base import (
     PERMANENT_FAILURE_CODES,
+    Capabilities,
     ProviderError,
     ProviderTask,
     RenderRequest,
@@ -44,6 +48,8 @@ POLL_MIN_SECONDS = 1.0
 POLL_MAX_SECONDS = 15.0
 # Progress is written (and broadcast) at most this often, and on every 5% step.
 PROGRESS_EVERY_SECONDS = 0.5
+# Shown on a segment that waits for a fleet-wide provider slot or create quota.
+WAITING_STATUS = "waiting for a slot"
 
 
 class Abandoned(Exception):
@@ -56,6 +62,11 @@ class PollLater:
     into a Celery retry with a countdown, so a waiting segment never holds a worker slot."""
 
     delay: float
+    # False when the step waited for a fleet-wide limit without asking the provider anything: such
+    # waits must not grow the poll backoff of the render that follows.
+    polled: bool = True
+    # True when this step submitted a new render: the poll backoff starts again from it.
+    submitted: bool = False
 
 
 def poll_delay(polls: int) -> float:
@@ -115,18 +126,35 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
             )
             return "failed"
     provider = get_provider(job.provider)
+    caps = provider.capabilities()
+    holder = ratelimit.member(segment_id, generation)
     report = _progress_reporter(segment_id)
     try:
         with tempfile.TemporaryDirectory(prefix=f"segment-{segment_id}-") as tmp:
             work_dir = Path(tmp)
-            if segment.provider_task_id:
+            submitted = not segment.provider_task_id
+            if not submitted:
                 # Resume the task we already paid for (a poll step, or a worker that died mid-poll).
+                ratelimit.renew(job.provider, holder)
                 task = provider.poll(segment.provider_task_id)
             else:
+                reused = _reuse_cached_clip(segment, caps)
+                if reused is not None:
+                    return reused
+                wait = ratelimit.before_create(job.provider, holder)
+                if wait > 0:
+                    # Over the fleet's limit for this provider: come back later without calling it.
+                    _show_waiting(segment)
+                    return PollLater(wait, polled=False)
                 task = _submit(segment, provider, work_dir, report)
             if not task.done:
                 report(task.progress, task.status)
-                return PollLater(task.poll_after if task.poll_after is not None else poll_delay(polls))
+                # A render submitted in this step starts its poll backoff afresh.
+                backoff = poll_delay(0 if submitted else polls)
+                delay = task.poll_after if task.poll_after is not None else backoff
+                return PollLater(delay, submitted=submitted)
+            # The provider has stopped rendering: its slot is free for the next create.
+            ratelimit.release(job.provider, holder)
             if task.status == TaskState.FAILED:
                 return _provider_failed(segment, task)
             try:
@@ -135,14 +163,15 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                 if exc.code != "expired":
                     raise
                 # The link expired before we fetched it: the clip is lost and must be rendered again.
-                wasted = provider.capabilities().cost(job.model, segment.render_seconds, job.size)
+                wasted = caps.cost(job.model, segment.render_seconds, job.size)
                 return _new_attempt(segment, f"download expired: {exc.message}", wasted)
             clip = _conform(raw, work_dir, job, segment)
             last_frame = extract_last_frame(clip, work_dir / "last.png")
             thumbnail = extract_frame(
                 clip, work_dir / "thumb.jpg", segment.duration_seconds / 2, max_width=320
             )
-            cost = provider.capabilities().cost(job.model, segment.render_seconds, job.size)
+            cost = caps.cost(job.model, segment.render_seconds, job.size)
+            key = cache.segment_cache_key(segment) if cache.takes_part(segment, caps) else ""
             with open(clip, "rb") as c, open(last_frame, "rb") as lf, open(thumbnail, "rb") as th:
                 try:
                     services.segment_complete(
@@ -151,6 +180,7 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                         last_frame=File(lf),
                         thumbnail=File(th),
                         cost_usd=cost,
+                        cache_key=key,
                     )
                 except IllegalTransition:
                     return "skipped"  # cancelled meanwhile, or a duplicate delivery completed it first
@@ -165,6 +195,50 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
     except MediaError as exc:
         services.segment_fail(segment_id=segment_id, error=f"the clip could not be processed: {exc}")
         return "failed"
+
+
+def _reuse_cached_clip(segment: Segment, caps: Capabilities) -> str | None:
+    """Complete `segment` from an identical finished clip (no provider call), or None to render it.
+
+    The files are copied through the storage so that each job owns its own; the segment costs
+    nothing and the ledger records what the provider would have billed as saved."""
+    if not cache.may_reuse(segment, caps):
+        return None
+    key = cache.segment_cache_key(segment)
+    source = cache.find_reusable(segment, key)
+    if source is None:
+        return None
+    job = segment.job
+    saved = caps.cost(job.model, segment.render_seconds, job.size)
+    try:
+        with contextlib.ExitStack() as stack:
+
+            def stored(field) -> File | None:
+                return File(stack.enter_context(default_storage.open(field.name, "rb"))) if field else None
+
+            services.segment_complete(
+                segment_id=segment.id,
+                clip=stored(source.clip),
+                last_frame=stored(source.last_frame),
+                thumbnail=stored(source.thumbnail),
+                cost_usd=Decimal("0"),
+                cache_key=key,
+                cached_from_id=source.id,
+                saved_usd=saved,
+            )
+    except (FileNotFoundError, OSError):
+        # The source went away between the check and the copy (its job was deleted): render instead.
+        log.info("cache: the clip of segment %s vanished while copying; rendering", source.id)
+        return None
+    except IllegalTransition:
+        return "skipped"  # cancelled meanwhile
+    log.info("cache: segment %s reused the clip of segment %s (saved %s)", segment.id, source.id, saved)
+    return "completed"
+
+
+def _show_waiting(segment: Segment) -> None:
+    if segment.provider_status != WAITING_STATUS:
+        services.segment_progress(segment_id=segment.id, progress=0.0, provider_status=WAITING_STATUS)
 
 
 def _provider_failed(segment: Segment, task: ProviderTask) -> str | PollLater:

@@ -10,7 +10,7 @@ import os
 import uuid
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from rendering.media_types import parse_size
 
@@ -20,10 +20,15 @@ def fit_reference(source: Path, dest: Path, size: str, policy: str = "cover") ->
     byte for byte, so what the provider receives is exactly the frame we extracted."""
     width, height = parse_size(size)
     with Image.open(source) as image:
+        # exif_transpose returns a copy, and a copy has no format: read the format first. Bytes pass
+        # through only when no EXIF rotation applies (else the stored pixels are not what we measured).
+        source_format = image.format
+        upright = image.getexif().get(ExifTags.Base.Orientation, 1) == 1
         image = ImageOps.exif_transpose(image)
         if (
-            image.size == (width, height)
-            and image.format in {"PNG", "JPEG"}
+            upright
+            and image.size == (width, height)
+            and source_format in {"PNG", "JPEG"}
             and source.suffix.lower() in {".png", ".jpg", ".jpeg"}
         ):
             dest = dest.with_suffix(source.suffix.lower())

@@ -12,11 +12,16 @@ from celery import shared_task
 from django.conf import settings
 
 from jobs import services
+from jobs.models import Segment, SegmentStatus
 
-from . import dispatch, pipeline
+from . import dispatch, pipeline, ratelimit
 from .providers.base import ProviderError
 
 log = logging.getLogger(__name__)
+
+# An in-process wait longer than this re-checks the segment this often, so a segment settled by
+# someone else meanwhile (a webhook's step, a cancel) frees the thread at once.
+EAGER_CHECK_SECONDS = 0.5
 
 
 def backoff_seconds(failures: int, retry_after: float | None) -> float:
@@ -36,6 +41,9 @@ def render_segment(
     self, job_id: str, segment_id: int, generation: int, transient: int = 0, polls: int = 0
 ) -> str:
     outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls)
+    # Settled, whatever the outcome: give back any provider slot this run of the segment holds
+    # (idempotent; a slot is normally released as soon as the provider finishes).
+    ratelimit.release_everywhere(ratelimit.member(segment_id, generation))
     # The segment is settled (or was never ours): let the job move on. Idempotent, so a duplicate
     # delivery of this task only repeats a check.
     dispatch.advance(job_id, generation)
@@ -64,11 +72,14 @@ def _render_until_settled(
         else:
             if not isinstance(result, pipeline.PollLater):
                 return result
-            polls += 1
+            if result.submitted:
+                polls = 1  # the backoff of a new render starts from its first poll
+            elif result.polled:
+                polls += 1
             delay = result.delay
         if task.request.is_eager:
             # In-process runs (the embedded default) wait in this thread; there is no broker to defer to.
-            time.sleep(delay)
+            _eager_wait(segment_id, delay)
             continue
         # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
         raise task.retry(
@@ -76,6 +87,17 @@ def _render_until_settled(
             kwargs={"transient": transient, "polls": polls},
             countdown=delay,
         )
+
+
+def _eager_wait(segment_id: int, delay: float) -> None:
+    """Sleep up to `delay` seconds, but stop early once the segment is no longer rendering."""
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, EAGER_CHECK_SECONDS))
+        if left > EAGER_CHECK_SECONDS and not Segment.objects.filter(
+            id=segment_id, status=SegmentStatus.RENDERING
+        ).exists():
+            return
 
 
 @shared_task(bind=True, name="rendering.assemble_job", acks_late=True, reject_on_worker_lost=True)

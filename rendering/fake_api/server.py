@@ -5,13 +5,19 @@ real servers only show on a bad day: latency and progress steps, random failures
 for a marker word, 429 storms with retry-after, downloads that expire, and the `input_reference`
 size check. It counts every call (`GET /_fake/stats`) so tests can prove, for example, that each
 segment was created exactly once. `POST /_fake/config` changes the knobs at run time.
+
+Given `webhook_url` and `webhook_secret` (a `whsec_...` Standard Webhooks secret), it also delivers a
+signed `video.completed` / `video.failed` event for every video once it finishes, as OpenAI does.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import email.parser
 import email.policy
 import hashlib
+import hmac
 import io
 import json
 import random
@@ -22,6 +28,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib import error as urlerror
+from urllib import request as urlrequest
 from urllib.parse import parse_qs, urlparse
 
 from . import content
@@ -47,6 +55,11 @@ class FakeConfig:
     max_concurrent: int = 0  # 0: unlimited; else creates beyond it get 429 (like a real quota)
     fps: int = 30
     seed: int = 1234
+    # Where to POST signed events when a video finishes (empty: no webhooks), and the secret to sign
+    # them with ("whsec_<base64>").
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_timeout: float = 5.0
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Video:
     reference_sha256: str | None = None
     deleted: bool = False
     downloads: int = 0
+    notified: bool = False  # its webhook event was sent
 
     def state(self, config: FakeConfig, now: float) -> tuple[str, int, float | None]:
         """(status, progress, completed_at) by the time elapsed since creation."""
@@ -91,6 +105,9 @@ class Stats:
     remixes: int = 0
     deletes: int = 0
     max_in_flight: int = 0
+    webhooks_sent: int = 0
+    webhook_failures: int = 0
+    webhook_statuses: list[int] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -475,6 +492,95 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(404, error_body("unknown admin path"))
 
 
+def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks `v1,<base64>` signature (written out here, independently of the verifier in
+    rendering.webhooks, so each checks the other)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class WebhookNotifier:
+    """Watches for videos that have finished and POSTs a signed event for each, once (no retries: the
+    client's polling is what covers a lost event)."""
+
+    def __init__(self, state: FakeState, interval: float = 0.05) -> None:
+        self.state = state
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-video-api-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            # A fake must keep serving whatever one delivery did.
+            with contextlib.suppress(Exception):
+                self.deliver_due()
+
+    def deliver_due(self) -> int:
+        config = self.state.config
+        if not config.webhook_url or not config.webhook_secret:
+            return 0
+        now = time.time()
+        due: list[tuple[str, str]] = []
+        with self.state.lock:
+            for video in self.state.videos.values():
+                if video.notified or video.deleted:
+                    continue
+                status = video.state(config, now)[0]
+                if status in {"completed", "failed"}:
+                    video.notified = True
+                    due.append((video.id, status))
+        for video_id, status in due:
+            self._send(config, video_id, status)
+        return len(due)
+
+    def _send(self, config: FakeConfig, video_id: str, status: str) -> None:
+        event_id = f"evt_{uuid.uuid4().hex}"
+        timestamp = int(time.time())
+        body = json.dumps(
+            {
+                "id": event_id,
+                "object": "event",
+                "type": f"video.{status}",
+                "created_at": timestamp,
+                "data": {"id": video_id},
+            }
+        ).encode()
+        request = urlrequest.Request(
+            config.webhook_url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "webhook-id": event_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign_webhook(config.webhook_secret, event_id, timestamp, body),
+            },
+        )
+        try:
+            with urlrequest.urlopen(request, timeout=config.webhook_timeout) as response:
+                code = response.status
+        except urlerror.HTTPError as exc:
+            code = exc.code
+        except (urlerror.URLError, OSError):
+            code = 0
+        with self.state.lock:
+            self.state.stats.webhook_statuses.append(code)
+            if 200 <= code < 300:
+                self.state.stats.webhooks_sent += 1
+            else:
+                self.state.stats.webhook_failures += 1
+
+
 class FakeVideoServer:
     """Runs the fake API on a background thread: `with FakeVideoServer(FakeConfig(...)) as api: api.url`."""
 
@@ -492,6 +598,7 @@ class FakeVideoServer:
         self.httpd.state = self.state  # type: ignore[attr-defined]
         self.httpd.verbose = verbose  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self.notifier = WebhookNotifier(self.state)
 
     @property
     def config(self) -> FakeConfig:
@@ -520,12 +627,15 @@ class FakeVideoServer:
     def start(self) -> FakeVideoServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-video-api", daemon=True)
         self._thread.start()
+        self.notifier.start()
         return self
 
     def serve_forever(self) -> None:
+        self.notifier.start()
         self.httpd.serve_forever()
 
     def stop(self) -> None:
+        self.notifier.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -1,3 +1,3 @@
 """Built-in strategies; importing this package registers them."""
 
-from . import even, manual, sentences  # noqa: F401
+from . import even, llm, manual, sentences  # noqa: F401

@@ -42,11 +42,22 @@ def redis_clean():
     client.flushdb()
 
 
-def start_worker(name: str, fleet_dirs, fleet_api, **kwargs) -> Worker:
+def spawn_worker(
+    name: str, fleet_dirs, fleet_api, *, extra_env: dict[str, str] | None = None, **kwargs
+) -> Worker:
+    """Start a worker process without waiting for it (start several, then wait for each)."""
     env = worker_env(
-        fleet_dirs / "media", fleet_dirs / "data", SORA_BASE_URL=fleet_api.url, SORA_API_KEY=FLEET_KEY
+        fleet_dirs / "media",
+        fleet_dirs / "data",
+        SORA_BASE_URL=fleet_api.url,
+        SORA_API_KEY=FLEET_KEY,
+        **(extra_env or {}),
     )
-    worker = Worker(name, env, fleet_dirs / f"{name}.log", **kwargs)
+    return Worker(name, env, fleet_dirs / f"{name}.log", **kwargs)
+
+
+def start_worker(name: str, fleet_dirs, fleet_api, **kwargs) -> Worker:
+    worker = spawn_worker(name, fleet_dirs, fleet_api, **kwargs)
     try:
         worker.wait_ready()
     except Exception:

@@ -60,9 +60,9 @@ def narrative(prompt: str) -> str:
 
 
 def test_registry_lists_exactly_the_builtins() -> None:
-    assert strategy_names() == ["even", "manual", "sentences"]
+    assert strategy_names() == ["even", "llm", "manual", "sentences"]
     choices = dict(strategy_choices())
-    assert set(choices) == {"even", "manual", "sentences"}
+    assert set(choices) == {"even", "llm", "manual", "sentences"}
     assert all(description.strip() for description in choices.values())
 
 

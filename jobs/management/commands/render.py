@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs import services
+from jobs import ledger, services
 from jobs.errors import IllegalTransition, InvalidInput
 from jobs.models import Continuity, JobStatus, SegmentStatus, VideoJob
 from rendering.providers.registry import provider_names
@@ -66,6 +66,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=0, help="give up after this many seconds (0: never)"
         )
+        parser.add_argument(
+            "--no-cache",
+            dest="use_cache",
+            action="store_false",
+            help="render every segment afresh instead of reusing identical finished clips",
+        )
 
     def handle(self, *args, **options) -> None:
         output = self._check_output(options["output"])
@@ -87,6 +93,7 @@ class Command(BaseCommand):
                 model=options["model"],
                 size=options["size"],
                 fps=options["fps"],
+                use_cache=options["use_cache"],
             )
         except InvalidInput as exc:
             raise CommandError(_describe(exc)) from None
@@ -113,6 +120,10 @@ class Command(BaseCommand):
             f"cost: ${job.cost_spent_usd:.2f} spent (estimate ${job.cost_estimate_usd:.2f} for "
             f"{job.billed_seconds_estimate:g} billed seconds on {job.provider}/{job.model})"
         )
+        saved = ledger.job_saved(job.id)
+        reused = job.segments.filter(cached_from__isnull=False).count()
+        if reused:
+            self.stdout.write(f"cache: {reused} identical clip(s) reused, ${saved:.2f} saved")
         self.stdout.write(f"job: {job.id}")
 
     # --- input checks ------------------------------------------------------------------------------
@@ -155,6 +166,8 @@ class Command(BaseCommand):
             f"({job.strategy}, {job.continuity}) on {job.provider}/{job.model} at {job.size}; "
             f"estimate ${job.cost_estimate_usd:.2f} for {job.billed_seconds_estimate:g} billed seconds"
         )
+        for notice in job.notices:
+            self.stdout.write(self.style.WARNING(f"note: {notice}"))
 
     def _watch(self, job: VideoJob, timeout: float) -> VideoJob:
         tty = self.stdout.isatty()

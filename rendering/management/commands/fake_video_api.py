@@ -32,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--allowed-seconds", default=",".join(defaults.allowed_seconds))
         parser.add_argument("--fps", type=int, default=defaults.fps)
         parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument(
+            "--webhook-url", default="", help="POST signed video.completed/failed events here"
+        )
+        parser.add_argument("--webhook-secret", default="", help="whsec_... secret to sign them with")
         parser.add_argument("--verbose", action="store_true")
 
     def handle(self, *args, **options) -> None:
@@ -54,6 +58,8 @@ class Command(BaseCommand):
             allowed_seconds=tuple(s.strip() for s in options["allowed_seconds"].split(",") if s.strip()),
             fps=options["fps"],
             seed=options["seed"],
+            webhook_url=options["webhook_url"],
+            webhook_secret=options["webhook_secret"],
         )
         try:
             server = FakeVideoServer(
