@@ -67,6 +67,19 @@ SEGMENT_TRANSITIONS: dict[str, set[str]] = {
 RENDER_SHARE = 90.0
 
 
+def _lock_job_of_segment(segment_id: int) -> uuid.UUID | None:
+    """Lock the job row of a segment, first thing in a transaction.
+
+    One lock order everywhere (the job, then its segments) is what keeps a cancel or a render request
+    (which claim the job, then update segments) from deadlocking against a worker that updates a
+    segment and then its job. On SQLite this is a no-op; SQLite serialises writers anyway.
+    """
+    job_id = Segment.objects.filter(id=segment_id).values_list("job_id", flat=True).first()
+    if job_id is not None:
+        list(VideoJob.objects.select_for_update().filter(id=job_id).values_list("id", flat=True))
+    return job_id
+
+
 def _sources(transitions: dict[str, set[str]], target: str) -> set[str]:
     return {source for source, targets in transitions.items() if target in targets}
 
@@ -299,16 +312,20 @@ def reference_image_add(
 # --- Rendering lifecycle ----------------------------------------------------------------------------
 
 
-def _job_status_payload(job: VideoJob) -> dict[str, Any]:
+def _job_status_payload(job: VideoJob | uuid.UUID | str) -> dict[str, Any]:
+    if not isinstance(job, VideoJob):
+        job = VideoJob.objects.get(id=job)
     return {
         "status": job.status,
         "progress": round(job.progress, 1),
         "output_url": job.output_video.url if job.output_video else None,
+        "poster_url": job.poster_image.url if job.poster_image else None,
         "error": job.error,
     }
 
 
 def _segment_payload(segment: Segment) -> dict[str, Any]:
+    # Thumbnail and clip URLs ride along so a page can show a finished segment without a re-read.
     return {
         "index": segment.index,
         "status": segment.status,
@@ -316,6 +333,8 @@ def _segment_payload(segment: Segment) -> dict[str, Any]:
         "attempt": segment.attempts,
         "provider_status": segment.provider_status,
         "error": segment.error,
+        "thumbnail_url": segment.thumbnail.url if segment.thumbnail else None,
+        "clip_url": segment.clip.url if segment.clip else None,
     }
 
 
@@ -357,6 +376,9 @@ def _start(
         job.refresh_from_db()
         generation = job.render_generation
         publish_after_commit(job.id, JOB_STATUS, _job_status_payload(job))
+        # Each re-queued segment says so, so a watching page resets its timeline without a re-read.
+        for segment in Segment.objects.filter(id__in=segment_ids):
+            publish_after_commit(job.id, FRAME_PROGRESS, _segment_payload(segment))
         transaction.on_commit(lambda: enqueue_render(job.id, generation))
     return job, segment_ids
 
@@ -446,6 +468,7 @@ def segment_claim(*, segment_id: int, generation: int) -> Segment | None:
     """Claim a queued segment for rendering (attempts + 1), or resume one left rendering by a lost
     worker. Returns None when there is nothing to do: the run is stale, or the segment is settled."""
     with transaction.atomic():
+        _lock_job_of_segment(segment_id)
         segment = Segment.objects.select_related("job").filter(id=segment_id).first()
         if segment is None or segment.job.render_generation != generation:
             return None
@@ -463,11 +486,13 @@ def segment_claim(*, segment_id: int, generation: int) -> Segment | None:
             )
         except IllegalTransition:
             return None
-        VideoJob.objects.filter(id=segment.job_id, status=JobStatus.QUEUED).update(
+        started = VideoJob.objects.filter(id=segment.job_id, status=JobStatus.QUEUED).update(
             status=JobStatus.RENDERING, updated_at=timezone.now()
         )
         segment.refresh_from_db()
         publish_after_commit(segment.job_id, FRAME_PROGRESS, _segment_payload(segment))
+        if started:
+            publish_after_commit(segment.job_id, JOB_STATUS, _job_status_payload(segment.job_id))
     return segment
 
 
@@ -485,6 +510,7 @@ def segment_progress(*, segment_id: int, progress: float, provider_status: str =
     """Record progress; returns False when the segment is no longer rendering (cancelled: stop work)."""
     progress = max(0.0, min(100.0, float(progress)))
     with transaction.atomic():
+        _lock_job_of_segment(segment_id)
         updated = Segment.objects.filter(id=segment_id, status=SegmentStatus.RENDERING).update(
             progress=progress,
             provider_status=provider_status or F("provider_status"),
@@ -527,6 +553,7 @@ def segment_complete(
     new_files = [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
     try:
         with transaction.atomic():
+            _lock_job_of_segment(segment_id)
             segment = _claim_segment(
                 segment_id,
                 SegmentStatus.COMPLETED,
@@ -563,6 +590,7 @@ def segment_complete(
 def segment_fail(*, segment_id: int, error: str, cost_usd: Decimal = Decimal("0")) -> Segment | None:
     """Mark a rendering (or queued) segment failed with the reason a person will read."""
     with transaction.atomic():
+        _lock_job_of_segment(segment_id)
         try:
             segment = _claim_segment(
                 segment_id,
@@ -667,6 +695,7 @@ def video_job_delete(*, job: VideoJob) -> None:
         files += [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
     files += [image.image.name for image in job.reference_images.all() if image.image]
     with transaction.atomic():
+        list(VideoJob.objects.select_for_update().filter(id=job.id).values_list("id", flat=True))
         if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
             video_job_cancel(job=job)
         job.delete()
@@ -718,6 +747,7 @@ def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decima
     expired): forget the provider task, count the attempt and record what the lost render cost.
     Raises IllegalTransition when the attempt budget is spent (the caller then fails the segment)."""
     with transaction.atomic():
+        _lock_job_of_segment(segment_id)
         segment = Segment.objects.select_for_update().select_related("job").get(id=segment_id)
         if segment.status != SegmentStatus.RENDERING:
             raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it is not rendering")
@@ -736,6 +766,7 @@ def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decima
             f"segment {segment.index + 1} used all {settings.SEGMENT_MAX_ATTEMPTS} attempts; last: {reason}"
         )
     with transaction.atomic():
+        _lock_job_of_segment(segment_id)
         segment = Segment.objects.select_for_update().select_related("job").get(id=segment_id)
         if segment.status != SegmentStatus.RENDERING:
             raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it is not rendering")

@@ -144,12 +144,6 @@ def test_an_edit_against_a_render_stays_consistent(user, round_):
     assert segment.status != SegmentStatus.PENDING
 
 
-@pytest.mark.xfail(
-    raises=OperationalError,
-    strict=False,
-    reason="jobs.services lock order: video_job_cancel locks job then segments; segment_claim and "
-    "segment_progress lock segment then job, so a cancel during a live render can deadlock (a 500)",
-)
 def test_cancel_during_a_live_render_never_deadlocks(user):
     client = client_for(user)
     for round_ in range(6):

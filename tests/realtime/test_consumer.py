@@ -184,13 +184,17 @@ def test_a_real_render_streams_to_the_socket_in_order(user):
     assert messages[1]["event"] == JOB_STATUS and messages[1]["data"]["status"] == JobStatus.QUEUED
     for index in (0, 1):
         steps = [m["data"] for m in messages if m["event"] == FRAME_PROGRESS and m["data"]["index"] == index]
-        assert (
-            steps[0]["status"] == SegmentStatus.RENDERING and steps[-1]["status"] == SegmentStatus.COMPLETED
-        )
+        # Queued when the render starts, then rendering, then completed with its thumbnail.
+        assert [steps[0]["status"], steps[1]["status"], steps[-1]["status"]] == [
+            SegmentStatus.QUEUED,
+            SegmentStatus.RENDERING,
+            SegmentStatus.COMPLETED,
+        ]
+        assert steps[-1]["thumbnail_url"].endswith(".jpg") and steps[-1]["clip_url"].endswith(".mp4")
         progress = [s["progress"] for s in steps]
         assert progress == sorted(progress) and progress[-1] == 100
     statuses = [m["data"]["status"] for m in messages if m["event"] == JOB_STATUS]
-    assert statuses == [JobStatus.QUEUED, JobStatus.ASSEMBLING, JobStatus.COMPLETED]
+    assert statuses == [JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING, JobStatus.COMPLETED]
     assert messages[-1]["data"]["output_url"].endswith(".mp4")
     # Assembly progress comes between the last segment and the final status.
     last_segment = max(i for i, m in enumerate(messages) if m["event"] == FRAME_PROGRESS)

@@ -75,7 +75,10 @@ def drive_a_run(job: VideoJob) -> list[tuple[str, dict[str, Any]]]:
     services.job_fail(job_id=job.id, error="segment 2 failed")
     return [
         (JOB_STATUS, {"status": JobStatus.QUEUED}),
+        (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.QUEUED}),
+        (FRAME_PROGRESS, {"index": 1, "status": SegmentStatus.QUEUED}),
         (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.RENDERING, "progress": 0.0, "attempt": 1}),
+        (JOB_STATUS, {"status": JobStatus.RENDERING}),
         (FRAME_PROGRESS, {"index": 0, "progress": 25.0, "provider_status": "in_progress"}),
         (FRAME_PROGRESS, {"index": 0, "progress": 50.0}),
         (FRAME_PROGRESS, {"index": 0, "progress": 75.0}),
