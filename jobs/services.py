@@ -13,6 +13,7 @@ import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -630,6 +631,10 @@ def job_assembly_start(*, job_id: uuid.UUID | str, generation: int) -> VideoJob 
             raise IllegalTransition(f"job {job_id} still has segments that are not completed")
         # A job whose every segment was already done (e.g. retry after an assembly failure) may go
         # straight from queued to assembling.
+        if job.status == JobStatus.ASSEMBLING:
+            # A redelivered or reaped assembly after the assembler died: assemble again (the output is
+            # written under a new name and claimed once by job_complete).
+            return job
         updated = VideoJob.objects.filter(
             id=job_id, status__in=[JobStatus.RENDERING, JobStatus.QUEUED], render_generation=generation
         ).update(status=JobStatus.ASSEMBLING, updated_at=timezone.now())
@@ -925,3 +930,29 @@ def video_job_reassemble(*, job: VideoJob) -> VideoJob:
         )
     job, _ = _start(job, {}, from_statuses=set())
     return job
+
+
+def stale_work_claim(*, cutoff: datetime) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """Claim segments and assemblies that made no progress since `cutoff`, for the reaper to re-queue.
+
+    Each row is claimed with a conditional UPDATE that moves its `updated_at` to now, so two reapers
+    never both re-queue it and it is not reaped again until another stale period has passed. Returns
+    ([(job_id, segment_id, generation)], [(job_id, generation)]).
+    """
+    now = timezone.now()
+    segments: list[tuple[str, int, int]] = []
+    candidates = Segment.objects.filter(
+        status__in=[SegmentStatus.QUEUED, SegmentStatus.RENDERING],
+        updated_at__lt=cutoff,
+        job__status__in=[JobStatus.QUEUED, JobStatus.RENDERING],
+    ).values_list("id", "job_id", "job__render_generation")
+    for segment_id, job_id, generation in candidates:
+        if Segment.objects.filter(id=segment_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
+            segments.append((str(job_id), segment_id, generation))
+    assemblies: list[tuple[str, int]] = []
+    for job_id, generation in VideoJob.objects.filter(
+        status=JobStatus.ASSEMBLING, updated_at__lt=cutoff
+    ).values_list("id", "render_generation"):
+        if VideoJob.objects.filter(id=job_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
+            assemblies.append((str(job_id), generation))
+    return segments, assemblies

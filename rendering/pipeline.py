@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from jobs import services
 from jobs.errors import IllegalTransition
@@ -40,6 +41,7 @@ from rendering.providers.base import (
 from rendering.providers.registry import get_provider
 from rendering.reference_fit import fit_reference
 from rendering.storage_io import local_copy
+from sora_controller import metrics
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +186,13 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                     )
                 except IllegalTransition:
                     return "skipped"  # cancelled meanwhile, or a duplicate delivery completed it first
+            if job.started_at is not None:
+                metrics.record_render(job.provider, (timezone.now() - job.started_at).total_seconds())
             return "completed"
     except Abandoned:
         return "abandoned"
     except ProviderError as exc:
+        metrics.record_provider_error(job.provider, exc.code)
         if not exc.permanent:
             raise
         services.segment_fail(segment_id=segment_id, error=_provider_message(exc))
@@ -243,6 +248,7 @@ def _show_waiting(segment: Segment) -> None:
 
 def _provider_failed(segment: Segment, task: ProviderTask) -> str | PollLater:
     message = f"{task.error_code or 'failed'}: {task.error_message or 'the provider reported a failure'}"
+    metrics.record_provider_error(segment.job.provider, task.error_code or "failed")
     if task.error_code in PERMANENT_FAILURE_CODES:
         services.segment_fail(segment_id=segment.id, error=message)
         return "failed"
@@ -300,7 +306,7 @@ def assemble_job(*, job_id: str, generation: int) -> str:
     job = VideoJob.objects.filter(id=job_id).first()
     if job is None or job.render_generation != generation:
         return "skipped"
-    if job.status not in {JobStatus.QUEUED, JobStatus.RENDERING}:
+    if job.status not in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
         return "skipped"
     segments = list(job.segments.order_by("index"))
     if any(s.status in {SegmentStatus.QUEUED, SegmentStatus.RENDERING} for s in segments):
@@ -337,9 +343,12 @@ def assemble_job(*, job_id: str, generation: int) -> str:
             )
             poster = make_poster(result.path, work_dir / "poster.jpg")
             with open(result.path, "rb") as video, open(poster, "rb") as image:
-                services.job_complete(
-                    job_id=job.id, output=File(video), poster=File(image), duration=result.duration
-                )
+                try:
+                    services.job_complete(
+                        job_id=job.id, output=File(video), poster=File(image), duration=result.duration
+                    )
+                except IllegalTransition:
+                    return "skipped"  # cancelled meanwhile, or a duplicate assembly finished first
         return "completed"
     except (MediaError, OSError) as exc:
         services.job_fail(job_id=job.id, error=f"assembly failed: {exc}")

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from jobs import services
 from jobs.models import Segment, SegmentStatus
+from sora_controller.logs import log_context
 
 from . import dispatch, pipeline, ratelimit
 from .providers.base import ProviderError
@@ -40,6 +41,12 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
 def render_segment(
     self, job_id: str, segment_id: int, generation: int, transient: int = 0, polls: int = 0
 ) -> str:
+    with log_context(job_id=job_id, segment_id=segment_id, task="render_segment"):
+        return _render_segment(self, job_id, segment_id, generation, transient, polls)
+
+
+def _render_segment(task, job_id: str, segment_id: int, generation: int, transient: int, polls: int) -> str:
+    self = task
     outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls)
     # Settled, whatever the outcome: give back any provider slot this run of the segment holds
     # (idempotent; a slot is normally released as soon as the provider finishes).
@@ -86,6 +93,8 @@ def _render_until_settled(
             args=(job_id, segment_id, generation),
             kwargs={"transient": transient, "polls": polls},
             countdown=delay,
+            # Waiting on a provider goes to the poll queue, so polls never queue behind new submits.
+            queue=settings.POLL_QUEUE,
         )
 
 
@@ -94,17 +103,29 @@ def _eager_wait(segment_id: int, delay: float) -> None:
     deadline = time.monotonic() + delay
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(left, EAGER_CHECK_SECONDS))
-        if left > EAGER_CHECK_SECONDS and not Segment.objects.filter(
-            id=segment_id, status=SegmentStatus.RENDERING
-        ).exists():
+        if (
+            left > EAGER_CHECK_SECONDS
+            and not Segment.objects.filter(id=segment_id, status=SegmentStatus.RENDERING).exists()
+        ):
             return
 
 
 @shared_task(bind=True, name="rendering.assemble_job", acks_late=True, reject_on_worker_lost=True)
 def assemble_job(self, job_id: str, generation: int) -> str:
-    try:
-        return pipeline.assemble_job(job_id=job_id, generation=generation)
-    except Exception as exc:
-        log.exception("assemble_job %s crashed", job_id)
-        services.job_fail(job_id=job_id, error=f"internal error during assembly: {type(exc).__name__}: {exc}")
-        return "failed"
+    with log_context(job_id=job_id, task="assemble_job"):
+        try:
+            return pipeline.assemble_job(job_id=job_id, generation=generation)
+        except Exception as exc:
+            log.exception("assemble_job %s crashed", job_id)
+            services.job_fail(
+                job_id=job_id, error=f"internal error during assembly: {type(exc).__name__}: {exc}"
+            )
+            return "failed"
+
+
+@shared_task(name="rendering.reap_stale", acks_late=True)
+def reap_stale() -> dict[str, int]:
+    """Periodic (celery beat): re-queue segments and assemblies that stalled."""
+    from .reaper import reap_stale as reap
+
+    return reap()

@@ -187,6 +187,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 
+# Separate queues so a long assembly never starves new work: workers for `submit` and `poll` (cheap,
+# many) and for `assemble` (CPU, few) scale independently. Polls are retries with a countdown.
+CELERY_TASK_DEFAULT_QUEUE = "submit"
+CELERY_TASK_ROUTES = {
+    "rendering.render_segment": {"queue": "submit"},
+    "rendering.assemble_job": {"queue": "assemble"},
+    "rendering.reap_stale": {"queue": "poll"},
+}
+POLL_QUEUE = "poll"
+# The reaper (celery beat) re-queues segments and assemblies with no progress for this long.
+REAPER_STALE_SECONDS = env_int("REAPER_STALE_SECONDS", 600)
+REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-work": {"task": "rendering.reap_stale", "schedule": float(REAPER_INTERVAL_SECONDS)},
+}
+
 # --- Domain limits --------------------------------------------------------------------------------
 MIN_DURATION_SECONDS = env_float("MIN_DURATION_SECONDS", 1.0)
 MAX_DURATION_SECONDS = env_float("MAX_DURATION_SECONDS", 1800.0)

@@ -36,7 +36,7 @@ class Worker:
         log_path: Path,
         *,
         concurrency: int = 2,
-        queues: str | None = None,
+        queues: str | None = "submit,poll,assemble",
     ) -> None:
         self.name = name
         self.node = f"{name}@{socket.gethostname()}"
