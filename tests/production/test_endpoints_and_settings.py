@@ -83,7 +83,9 @@ def test_production_environment_selects_postgres_redis_celery_and_s3():
     assert settings_in(env, "s.CSRF_TRUSTED_ORIGINS, s.CORS_ALLOWED_ORIGINS") == (
         "['https://app.example.org'] ['https://app.example.org']"
     )
-    assert settings_in(env, "s.DATABASES['default']['CONN_MAX_AGE']") == "60"
+    # Persistent connections through a pool (per-request threads under daphne would leak them).
+    assert settings_in(env, "s.DATABASES['default']['OPTIONS']['pool']['max_size']") == "20"
+    assert settings_in({**env, "DB_POOL_MAX_SIZE": "0"}, "s.DATABASES['default']['CONN_MAX_AGE']") == "60"
 
 
 def test_missing_secret_key_in_production_is_refused():
