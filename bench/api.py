@@ -20,8 +20,6 @@ import argparse
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,11 @@ import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.daphne import Daphne  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -56,12 +59,6 @@ class Result:
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def recreate_database(server_url: str, name: str) -> None:
@@ -102,40 +99,6 @@ def setup_data(env: dict[str, str]) -> tuple[str, str]:
         text=True,
     ).stdout.split()
     return out[-2], out[-1]
-
-
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    daphne = shutil.which("daphne", path=str(VENV_BIN)) or "daphne"
-    process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "sora_controller.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so stopping it stops everything it started
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}; see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/_bench/json/", timeout=1).status_code == 200:
-                return process
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    stop_server(process)
-    raise RuntimeError(f"daphne did not answer within 60 s; see {log}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 Request = Callable[[requests.Session], requests.Response]
@@ -219,9 +182,8 @@ def main() -> int:
     server = None
     try:
         key, job_id = setup_data(env)
-        port = free_port()
-        server = start_server(env, port, data_dir / "daphne.log")
-        base = f"http://127.0.0.1:{port}"
+        server = Daphne(env, data_dir / "daphne.log", probe="/api/_bench/json/").start()
+        base = server.url
         auth = {"Authorization": f"Token {key}"}
         body = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
 
@@ -256,7 +218,7 @@ def main() -> int:
             results.append(result)
     finally:
         if server is not None:
-            stop_server(server)
+            server.stop()
         if not args.keep_db:
             drop_database(args.server_url, args.db_name)
         shutil.rmtree(data_dir, ignore_errors=True)

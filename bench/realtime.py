@@ -24,21 +24,21 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.daphne import Daphne  # noqa: E402
+
 CONNECT_CONCURRENCY = 50  # handshakes in flight at once: daphne's accept backlog is 50 by default
 DELIVERY_TIMEOUT = 10.0  # give up on an event that has not reached every client by then
 PAUSE_BETWEEN_EVENTS = 0.02
@@ -267,55 +267,6 @@ def setup_django_data() -> tuple[str, str]:
     return str(job.id), f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_daphne(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "sora_controller.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so stopping it stops everything it started
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}; see {log}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=1)
-            return process
-        except urllib.error.HTTPError:
-            return process  # it answers; the page itself does not matter here
-        except OSError:
-            time.sleep(0.2)
-    stop_daphne(process)
-    raise RuntimeError(f"daphne did not answer within 60 s; see {log}")
-
-
-def stop_daphne(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def table(results: Sequence[Result]) -> str:
     lines = [
         "| Clients | Events | Deliveries | p50 (ms) | p99 (ms) | max (ms) | Missed | Connect all (s) |",
@@ -365,9 +316,8 @@ def main(argv: Sequence[str]) -> int:
     process = None
     try:
         job_id, cookie = setup_django_data()
-        port = free_port()
-        log = data_dir / "daphne.log"
-        process = start_daphne(env, port, log)
+        process = Daphne(env, data_dir / "daphne.log", probe="/login/").start()
+        port = process.port
         results = []
         for clients in counts:
             result = asyncio.run(measure(port, job_id, cookie, clients, args.events, args.time_limit))
@@ -376,7 +326,7 @@ def main(argv: Sequence[str]) -> int:
             results.append(result)
     finally:
         if process is not None:
-            stop_daphne(process)
+            process.stop()
         flush_redis(args.redis_url)
         if not args.keep_db:
             from django.db import connections

@@ -17,9 +17,14 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from . import operations, services
+from . import (
+    ledger,
+    operations,
+    services,
+    spend_admin,  # noqa: F401  (registers the ledger and webhook deliveries, read-only)
+)
 from .errors import IllegalTransition, InvalidInput
 from .models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
 
@@ -93,6 +98,7 @@ class SegmentInline(admin.TabularInline):
         "progress",
         "attempts",
         "provider_task_id",
+        "cached",
         "error",
         "clip_link",
         "thumb",
@@ -108,6 +114,10 @@ class SegmentInline(admin.TabularInline):
     @admin.display(description="status")
     def status_badge(self, segment: Segment) -> str:
         return badge(segment.status, segment.get_status_display())
+
+    @admin.display(description="from cache", boolean=True)
+    def cached(self, segment: Segment) -> bool:
+        return segment.cached_from_id is not None
 
     @admin.display(description="clip")
     def clip_link(self, segment: Segment) -> str:
@@ -195,11 +205,14 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
         "model",
         "size",
         "fps",
+        "use_cache",
         "status_badge",
         "progress",
+        "notice_list",
         "cost_estimate_usd",
         "billed_seconds_estimate",
         "cost_spent_usd",
+        "cost_saved",
         "video_player",
         "poster_preview",
         "output_duration_seconds",
@@ -211,7 +224,19 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
         "finished_at",
     )
     fieldsets = (
-        ("Output", {"fields": ("status_badge", "progress", "video_player", "poster_preview", "error")}),
+        (
+            "Output",
+            {
+                "fields": (
+                    "status_badge",
+                    "progress",
+                    "video_player",
+                    "poster_preview",
+                    "error",
+                    "notice_list",
+                )
+            },
+        ),
         (
             "Request",
             {
@@ -229,10 +254,14 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
                     "model",
                     "size",
                     "fps",
+                    "use_cache",
                 )
             },
         ),
-        ("Cost", {"fields": ("cost_estimate_usd", "billed_seconds_estimate", "cost_spent_usd")}),
+        (
+            "Cost",
+            {"fields": ("cost_estimate_usd", "billed_seconds_estimate", "cost_spent_usd", "cost_saved")},
+        ),
         (
             "Timeline",
             {
@@ -307,6 +336,20 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
     def poster_preview(self, job: VideoJob) -> str:
         return thumbnail(job.poster_image, 240)
 
+    @admin.display(description="notices")
+    def notice_list(self, job: VideoJob) -> str:
+        if not job.notices:
+            return "-"
+        return format_html(
+            '<ul class="job-notices" data-testid="job-notices">{}</ul>',
+            format_html_join("", "<li>{}</li>", ((notice,) for notice in job.notices)),
+        )
+
+    @admin.display(description="cost saved by the render cache")
+    def cost_saved(self, job: VideoJob) -> str:
+        # One query against the ledger, however many segments the job has.
+        return f"{ledger.job_saved(job.id):.4f}"
+
     # --- actions -----------------------------------------------------------------------------------
 
     @admin.action(description="Render selected jobs", permissions=["operate"])
@@ -352,6 +395,7 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
             "failures": operations.failure_reasons(),
             "workers": operations.worker_health(),
             "changelist_url": reverse("admin:jobs_videojob_changelist"),
+            "ledger_url": reverse("admin:jobs_spendentry_changelist"),
         }
         return TemplateResponse(request, "admin/jobs/operations.html", context)
 
@@ -393,6 +437,9 @@ class SegmentAdmin(OperateMixin, admin.ModelAdmin):
         "last_frame",
         "thumbnail",
         "cost_usd",
+        "cached_from",
+        "cache_key",
+        "bypass_cache",
         "error",
         "updated_at",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,16 +16,19 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from .models import JobStatus, Segment, SegmentStatus, VideoJob
+from . import budget, ledger
+from .models import JobStatus, Segment, SegmentStatus, SpendEntry, SpendKind, VideoJob
 
 
 @dataclass
 class SpendWindow:
     label: str
     since: datetime
-    spent_usd: Decimal
+    spent_usd: Decimal  # render + lost renders (ledger)
     cap_usd: Decimal | None
     cap_setting: str
+    wasted_usd: Decimal = Decimal("0")  # of spent_usd: renders billed but lost (expired downloads)
+    saved_usd: Decimal = Decimal("0")  # not spent: clips reused by the render cache
 
 
 @dataclass
@@ -59,30 +62,38 @@ def segments_in_flight_by_provider() -> list[dict[str, Any]]:
     ]
 
 
-def _cap(name: str) -> Decimal | None:
-    value = getattr(settings, name, None)
-    if value in (None, "", 0, "0"):
-        return None
-    return Decimal(str(value))
-
-
 def spend_windows(now: datetime | None = None) -> list[SpendWindow]:
-    """Fleet spend today and this month (UTC), beside the per-user caps that apply to each window.
+    """Fleet spend today and this month (UTC days, as the budgets count them), beside the per-user caps
+    that apply to each window.
 
-    Spend is what segments were charged (render and lost renders), counted when the segment was last
-    updated: a good approximation until a segment is re-rendered on another day.
+    From the spend ledger: spent is every billed render plus every render lost to an expired download,
+    dated when it was billed (lines outlive deleted jobs); saved is what the render cache did not spend.
+    One aggregate query for both windows.
     """
     now = now or timezone.now()
-    day = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
-    month = day.replace(day=1)
-    windows = []
-    for label, since, cap_name in (
-        ("Today", day, "BUDGET_USER_DAILY_USD"),
-        ("This month", month, "BUDGET_USER_MONTHLY_USD"),
-    ):
-        spent = Segment.objects.filter(updated_at__gte=since).aggregate(total=Sum("cost_usd"))["total"]
-        windows.append(SpendWindow(label, since, spent or Decimal("0"), _cap(cap_name), cap_name))
-    return windows
+    day, month = ledger.day_start(now), ledger.month_start(now)
+    windows = [("Today", day, "BUDGET_USER_DAILY_USD"), ("This month", month, "BUDGET_USER_MONTHLY_USD")]
+    sums: dict[str, Any] = {}
+    for key, (_, since, _) in enumerate(windows):
+        in_window = Q(created_at__gte=since)
+        sums[f"spent{key}"] = Sum("amount_usd", filter=in_window & Q(kind__in=ledger.SPENT_KINDS))
+        sums[f"wasted{key}"] = Sum("amount_usd", filter=in_window & Q(kind=SpendKind.WASTED))
+        sums[f"saved{key}"] = Sum("amount_usd", filter=in_window & Q(kind=SpendKind.CACHE_SAVING))
+    # Only this month's lines are read (the month starts on or before the day).
+    row = SpendEntry.objects.filter(created_at__gte=month).aggregate(**sums)
+    zero = Decimal("0")
+    return [
+        SpendWindow(
+            label,
+            since,
+            row[f"spent{key}"] or zero,
+            budget.cap(cap_name),  # read as the budget checks read it
+            cap_name,
+            wasted_usd=row[f"wasted{key}"] or zero,
+            saved_usd=row[f"saved{key}"] or zero,
+        )
+        for key, (label, since, cap_name) in enumerate(windows)
+    ]
 
 
 def top_spenders(days: int = 30, limit: int = 10) -> list[dict[str, Any]]:

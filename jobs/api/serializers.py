@@ -13,13 +13,27 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import models
+from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.models import Continuity, JobStatus, ReferenceFit, ReferenceImage, SegmentStatus, VideoJob
+from jobs import ledger
+from jobs.models import (
+    Continuity,
+    JobStatus,
+    ReferenceFit,
+    ReferenceImage,
+    Segment,
+    SegmentStatus,
+    SpendEntry,
+    SpendKind,
+    VideoJob,
+)
 from rendering.providers.registry import get_provider, provider_names
 from segmentation.registry import strategy_choices, strategy_names
 
@@ -187,6 +201,11 @@ class VideoJobSpecSerializer(StrictInputSerializer):
     size = StrictCharField(required=False, max_length=20, help_text="WIDTHxHEIGHT, e.g. 1280x720.")
     fps = StrictIntegerField(required=False, min_value=1, max_value=120)
     render = StrictBooleanField(default=True, help_text="Start rendering at once.")
+    use_cache = StrictBooleanField(
+        default=True,
+        help_text="Reuse an identical finished clip of yours instead of paying for it again; false asks for "
+        "a fresh take of every segment.",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -272,7 +291,8 @@ class VideoJobCreateSerializer(VideoJobSpecSerializer):
 
 class VideoJobEstimateSerializer(VideoJobSpecSerializer):
     """The create fields (the same payload may be sent); nothing is stored. title, render, continuity,
-    reference_fit and fps do not change the estimate."""
+    reference_fit, fps and use_cache do not change the estimate (cache hits are not subtracted: an
+    estimate is what the job costs at most)."""
 
 
 class SegmentUpdateSerializer(StrictInputSerializer):
@@ -349,6 +369,32 @@ def _money(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True, **kwargs)
 
 
+# Renders a Decimal the way the _money() fields do ("1.2000").
+_MONEY_FORMAT = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+# The attribute a queryset annotated with saved_annotation() carries.
+SAVED_ANNOTATION = "saved_by_cache_usd"
+
+
+def saved_annotation() -> dict[str, Any]:
+    """`queryset.annotate(**saved_annotation())`: each job's cache savings from the ledger, as one
+    correlated subquery (so a page of jobs costs no extra query)."""
+    lines = (
+        SpendEntry.objects.filter(job=OuterRef("pk"), kind=SpendKind.CACHE_SAVING)
+        .order_by()
+        .values("job")
+        .annotate(total=Sum("amount_usd"))
+        .values("total")
+    )
+    return {
+        SAVED_ANNOTATION: Coalesce(
+            Subquery(lines, output_field=models.DecimalField(max_digits=10, decimal_places=4)),
+            Value(Decimal("0")),
+            output_field=models.DecimalField(max_digits=10, decimal_places=4),
+        )
+    }
+
+
 def _file_url(source: str, help_text: str) -> serializers.FileField:
     # DRF's FileField renders the storage URL (absolute when the request is in the context), or null.
     return serializers.FileField(source=source, read_only=True, allow_null=True, help_text=help_text)
@@ -373,7 +419,14 @@ class SegmentSerializer(serializers.Serializer):
     clip_url = _file_url("clip", "The rendered clip.")
     thumbnail_url = _file_url("thumbnail", "A still of the clip.")
     last_frame_url = _file_url("last_frame", "The clip's exact last frame.")
+    cached = serializers.SerializerMethodField(
+        help_text="The clip is a copy of an identical finished clip (the render cache): nothing was billed."
+    )
     updated_at = serializers.DateTimeField(read_only=True)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_cached(self, segment: Segment) -> bool:
+        return segment.cached_from_id is not None
 
 
 class ReferenceImageSerializer(serializers.Serializer):
@@ -429,6 +482,17 @@ class _JobCommonSerializer(serializers.Serializer):
     cost_estimate_usd = _money()
     billed_seconds_estimate = serializers.FloatField(read_only=True)
     cost_spent_usd = _money()
+    cost_saved_usd = serializers.SerializerMethodField(
+        help_text="What the render cache saved this job: the price of the clips it reused."
+    )
+    use_cache = serializers.BooleanField(
+        read_only=True, help_text="Identical finished clips are reused instead of rendered again."
+    )
+    notices = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What a person should know about how the job was planned (e.g. a planner's fallback).",
+    )
     output_url = _file_url("output_video", "The finished video.")
     poster_url = _file_url("poster_image", "A poster frame of the finished video.")
     output_duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
@@ -440,6 +504,15 @@ class _JobCommonSerializer(serializers.Serializer):
     @extend_schema_field(EnumField(enum_name="SegmentationModeEnum", values=list(SEGMENTATION_MODES)))
     def get_segmentation_mode(self, job: VideoJob) -> str:
         return "manual" if job.strategy == "manual" else "auto"
+
+    @extend_schema_field(_money())
+    def get_cost_saved_usd(self, job: VideoJob) -> str:
+        # The list annotates it (SAVED_ANNOTATION: one subquery for the page); a single job asks the
+        # ledger (one query, however many segments).
+        saved = getattr(job, SAVED_ANNOTATION, None)
+        if saved is None:
+            saved = ledger.job_saved(job.id)
+        return _MONEY_FORMAT.to_representation(saved)
 
 
 class VideoJobListSerializer(_JobCommonSerializer):
@@ -490,6 +563,30 @@ class EstimateSerializer(serializers.Serializer):
     )
     cost_usd = _money()
     segments = PlannedSegmentSerializer(many=True, read_only=True)
+
+
+def _budget_money(help_text: str) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True, allow_null=True, help_text=help_text
+    )
+
+
+class BudgetWindowSerializer(serializers.Serializer):
+    cap_usd = _budget_money("The cap of this window; null: no cap.")
+    spent_usd = _budget_money("Spent in this window (billed renders and lost renders, from the ledger).")
+    reserved_usd = _budget_money("What your renders in progress may still spend (queued and rendering).")
+    remaining_usd = _budget_money("Cap minus spent minus reserved, never below 0; null: no cap.")
+    since = serializers.DateTimeField(read_only=True, help_text="Start of the window (UTC midnight).")
+
+
+class BudgetSerializer(serializers.Serializer):
+    """Your budget caps and where you stand: per job, per UTC day and per UTC month."""
+
+    job_max_usd = _budget_money("The most one job may cost (BUDGET_JOB_MAX_USD); null: no cap.")
+    daily = BudgetWindowSerializer(read_only=True, help_text="Today (UTC); cap: BUDGET_USER_DAILY_USD.")
+    monthly = BudgetWindowSerializer(
+        read_only=True, help_text="This month (UTC); cap: BUDGET_USER_MONTHLY_USD."
+    )
 
 
 class StrategySerializer(serializers.Serializer):

@@ -36,6 +36,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="reference-image-detail",
     ),
     path("estimate/", views.EstimateView.as_view(), name="estimate"),
+    path("budget/", views.BudgetView.as_view(), name="budget"),
     path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
     path("providers/", views.ProviderListView.as_view(), name="provider-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -52,7 +53,7 @@ if settings.DEBUG or os.environ.get("BENCH_VIEWS") == "1":
 # after this module are not shadowed. CSRF-exempt because it never changes anything.
 urlpatterns.append(
     re_path(
-        r"^(?:video-jobs|estimate|strategies|providers|schema|docs|_bench)(?:/.*)?$",
+        r"^(?:video-jobs|estimate|budget|strategies|providers|schema|docs|_bench)(?:/(?s:.*))?$",
         csrf_exempt(api_not_found),
         name=NOT_FOUND_URL_NAME,
     )

@@ -21,11 +21,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from jobs import selectors, services
+from jobs import budget, selectors, services
 from jobs.models import ReferenceImage, Segment, VideoJob
 
 from .filters import VideoJobFilterSerializer, VideoJobPagination
 from .serializers import (
+    BudgetSerializer,
     ErrorSerializer,
     EstimateSerializer,
     ProviderSerializer,
@@ -40,6 +41,7 @@ from .serializers import (
     VideoJobEstimateSerializer,
     VideoJobListSerializer,
     provider_rows,
+    saved_annotation,
     strategy_rows,
 )
 from .throttles import VideoJobCreateThrottle
@@ -124,10 +126,13 @@ class VideoJobListCreateView(_JobAPIView):
     def get(self, request: Request) -> Response:
         filters = VideoJobFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        # The owner is shown on every row; joined here so a staff listing does not query per row.
-        queryset = selectors.video_job_list(
-            user=request.user, status=filters.validated_data.get("status")
-        ).select_related("owner")
+        # The owner is shown on every row; joined here so a staff listing does not query per row. The
+        # cache savings come from the ledger in a subquery, for the same reason.
+        queryset = (
+            selectors.video_job_list(user=request.user, status=filters.validated_data.get("status"))
+            .select_related("owner")
+            .annotate(**saved_annotation())
+        )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = VideoJobListSerializer(page, many=True, context=self.context()).data
@@ -161,6 +166,7 @@ class VideoJobListCreateView(_JobAPIView):
                 model=data.get("model", ""),
                 size=data.get("size"),
                 fps=data.get("fps"),
+                use_cache=data["use_cache"],
             )
             if data["render"]:
                 services.video_job_render(job=job)
@@ -428,6 +434,23 @@ class ReferenceImageDetailView(_JobAPIView):
     def delete(self, request: Request, job_id: uuid.UUID, image_id: int) -> Response:
         services.reference_image_delete(image=self.get_image(job_id, image_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Budget -------------------------------------------------------------------------------------------
+
+
+class BudgetView(APIView):
+    @extend_schema(
+        operation_id="budget_retrieve",
+        tags=["budget"],
+        summary="Your budget caps, and what you spent and hold in renders in progress today and this month",
+        description="Amounts are USD strings with two decimals; a null cap (and remaining) means no cap. "
+        "A render is refused (400, field `budget`) when its cost plus spent plus reserved would exceed a "
+        "cap; a job whose estimate alone exceeds a cap is refused when it is created.",
+        responses={200: BudgetSerializer, **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(BudgetSerializer(budget.status(request.user)).data)
 
 
 # --- Catalog ------------------------------------------------------------------------------------------

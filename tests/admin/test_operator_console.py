@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 
-from jobs import services
-from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
+from jobs import ledger, services
+from jobs.models import JobStatus, Segment, SegmentStatus, SpendEntry, SpendKind, VideoJob, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -183,15 +185,128 @@ def test_view_only_role_sees_but_cannot_act(client, viewer, user):
     assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()
 
 
+@pytest.mark.parametrize("role", [VIEWERS, RUNNERS])
+def test_both_roles_may_view_the_ledger_and_webhooks_but_not_touch_them(
+    client, django_user_model, user, role
+):
+    operator = staff(django_user_model, "op", role)
+    assert operator.has_perm("jobs.view_spendentry") and operator.has_perm("jobs.view_webhookevent")
+    entry = SpendEntry.objects.create(
+        owner=user, kind=SpendKind.RENDER, amount_usd=Decimal("1.25"), billed_seconds=12, provider="sora"
+    )
+    event = WebhookEvent.objects.create(event_id="evt_7", type="video.completed", outcome="advanced")
+    client.force_login(operator)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:jobs_spendentry_changelist") in index
+    assert reverse("admin:jobs_spendentry_add") not in index
+    page = client.get(reverse("admin:jobs_spendentry_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Total of this selection: $1.25 spent" in html
+    assert 'name="action"' not in html  # no bulk delete
+    assert client.get(reverse("admin:jobs_spendentry_add")).status_code == 403
+    change = client.get(reverse("admin:jobs_spendentry_change", args=[entry.pk]))
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+    assert (
+        client.post(reverse("admin:jobs_spendentry_change", args=[entry.pk]), {"amount_usd": "0"}).status_code
+        == 403
+    )
+    assert client.get(reverse("admin:jobs_spendentry_delete", args=[entry.pk])).status_code == 403
+    assert (
+        client.post(reverse("admin:jobs_spendentry_delete", args=[entry.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    entry.refresh_from_db()
+    assert entry.amount_usd == Decimal("1.25")
+
+    assert "evt_7" in client.get(reverse("admin:jobs_webhookevent_changelist")).content.decode()
+    assert client.get(reverse("admin:jobs_webhookevent_add")).status_code == 403
+    assert client.get(reverse("admin:jobs_webhookevent_delete", args=[event.pk])).status_code == 403
+    assert WebhookEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_not_even_a_superuser_edits_the_ledger(client, django_user_model, user):
+    root = staff(django_user_model, "root", superuser=True)
+    entry = SpendEntry.objects.create(
+        owner=user, kind=SpendKind.RENDER, amount_usd=Decimal("1"), provider="sora"
+    )
+    client.force_login(root)
+    assert client.get(reverse("admin:jobs_spendentry_add")).status_code == 403
+    assert client.get(reverse("admin:jobs_spendentry_delete", args=[entry.pk])).status_code == 403
+    assert (
+        'name="_save"'
+        not in client.get(reverse("admin:jobs_spendentry_change", args=[entry.pk])).content.decode()
+    )
+
+
+def test_change_page_shows_notices_savings_and_cached_segments(client, viewer, user):
+    source, job = make_jobs(user, 2)
+    VideoJob.objects.filter(id=job.id).update(
+        notices=["The llm planner failed; the <sentences> strategy planned this job."], use_cache=False
+    )
+    Segment.objects.filter(job=job, index=1).update(cached_from=source.segments.get(index=0))
+    for amount in ("0.80", "0.40"):
+        SpendEntry.objects.create(
+            owner=user, job=job, kind=SpendKind.CACHE_SAVING, amount_usd=Decimal(amount), provider="sora"
+        )
+    SpendEntry.objects.create(
+        owner=user, job=job, kind=SpendKind.RENDER, amount_usd=Decimal("3"), provider="sora"
+    )
+    client.force_login(viewer)
+    html = client.get(reverse("admin:jobs_videojob_change", args=[job.id])).content.decode()
+    assert 'data-testid="job-notices"' in html
+    assert "<li>The llm planner failed; the &lt;sentences&gt; strategy planned this job.</li>" in html
+    saved = html[html.index("field-cost_saved") :]
+    assert "1.2000" in saved[: saved.index("</div>", saved.index("readonly"))]
+    use_cache = html[html.index("field-use_cache") :]
+    assert "icon-no.svg" in use_cache[:600]
+    # The segment inline says which clip came from the render cache (only segment 2's).
+    cells = html.split('<td class="field-cached">')[1:]
+    assert ["icon-yes.svg" in cell.split("</td>")[0] for cell in cells] == [False, True, False]
+    copied = job.segments.get(index=1)
+    segment_page = client.get(reverse("admin:jobs_segment_change", args=[copied.pk]))
+    assert segment_page.status_code == 200
+    assert reverse("admin:jobs_segment_change", args=[copied.cached_from_id]) in segment_page.content.decode()
+
+
 def test_non_staff_are_sent_to_login(client, user):
     client.force_login(user)
     page = client.get(reverse("admin:jobs_operations"))
     assert page.status_code == 302 and "/admin/login/" in page["Location"]
 
 
-def test_operations_page(client, runner, user, settings, django_assert_max_num_queries):
+def test_operations_page(client, runner, user, other_user, settings, django_assert_max_num_queries):
     jobs = make_jobs(user, 4)
-    finished(jobs[0])
+    finished(jobs[0])  # its segments' cost_usd (3 x $0.40) is not what the spend windows read
+    # The spend windows sum the ledger: render and lost-render lines are spent, cache savings are not.
+    today = ledger.day_start()
+    for owner, kind, amount, when in (
+        (user, SpendKind.RENDER, "2.40", None),
+        (user, SpendKind.WASTED, "0.60", None),
+        (other_user, SpendKind.RENDER, "1.00", None),  # every user counts
+        (user, SpendKind.CACHE_SAVING, "0.80", None),
+        (other_user, SpendKind.CACHE_SAVING, "0.15", None),
+        (user, SpendKind.RENDER, "9.00", ledger.month_start() - timedelta(hours=1)),  # last month
+        (user, SpendKind.CACHE_SAVING, "9.00", ledger.month_start() - timedelta(hours=1)),
+    ):
+        SpendEntry.objects.create(
+            owner=owner,
+            kind=kind,
+            amount_usd=Decimal(amount),
+            provider="sora",
+            created_at=when or timezone.now(),
+        )
+    # A line earlier this month but before today counts in the month only (not on the 1st of a month).
+    earlier_this_month = today - timedelta(hours=1) >= ledger.month_start()
+    if earlier_this_month:
+        SpendEntry.objects.create(
+            owner=user,
+            kind=SpendKind.RENDER,
+            amount_usd=Decimal("5.00"),
+            provider="sora",
+            created_at=today - timedelta(hours=1),
+        )
     Segment.objects.filter(job=jobs[1]).update(status=SegmentStatus.RENDERING)
     failed = jobs[2].segments.all()
     for i, segment in enumerate(failed):
@@ -208,7 +323,12 @@ def test_operations_page(client, runner, user, settings, django_assert_max_num_q
     assert "moderation_blocked: blocked # at # s</td><td>3</td>" in html
     spend = html[html.index('id="spend-h"') : html.index('id="fail-h"')]
     assert "$25.00 (BUDGET_USER_DAILY_USD)" in spend, spend
-    assert 'data-testid="spend-1">$1.20<' in spend and "<td>alice</td><td>4</td><td>$1.20</td>" in spend
+    assert 'data-testid="spend-1">$4.00<' in spend, spend  # 2.40 + 0.60 + 1.00
+    assert 'data-testid="wasted-1">$0.60<' in spend and 'data-testid="saved-1">$0.95<' in spend
+    month = "$9.00" if earlier_this_month else "$4.00"
+    assert f'data-testid="spend-2">{month}<' in spend and 'data-testid="saved-2">$0.95<' in spend
+    assert 'data-testid="ledger-link"' in spend
+    assert "<td>alice</td><td>4</td><td>$1.20</td>" in spend
     assert "embedded default: tasks run inside the web process" in html
 
 

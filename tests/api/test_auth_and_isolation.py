@@ -41,6 +41,7 @@ GLOBAL_ROUTES: list[tuple[str, str, Any]] = [
     ("post", "/api/estimate/", {"prompt": "x", "duration_seconds": 5}),
     ("get", "/api/strategies/", None),
     ("get", "/api/providers/", None),
+    ("get", "/api/budget/", None),
 ]
 
 

@@ -93,6 +93,8 @@ CREATE_CASES: list[tuple[str, Any, int, str | None, str]] = [
     ("fps-zero", with_(fps=0), 400, "fps", "greater than or equal to 1"),
     ("fps-fraction", with_(fps=29.97), 400, "fps", "whole number"),
     ("render-as-string", with_(render="yes"), 400, "render", "must be true or false, not a string"),
+    ("use-cache-as-string", with_(use_cache="no"), 400, "use_cache", "must be true or false, not a string"),
+    ("use-cache-null", with_(use_cache=None), 400, "use_cache", "may not be null"),
     ("unknown-mode", with_(segmentation_mode="semi"), 400, "segmentation_mode", "not a valid choice"),
     ("typo-field", with_(segment_second=5), 400, "segment_second", "unknown field"),
     (
@@ -261,6 +263,7 @@ class TestProtocol:
             "/api/video-jobs/00000000-0000-0000-0000-000000000000/",
             "/api/video-jobs/00000000-0000-0000-0000-000000000000/segments/x/",
             "/api/video-jobs/00000000-0000-0000-0000-000000000000/teleport/",
+            "/api/budget/today/",
         ],
     )
     def test_unknown_paths_are_json_404s(self, api, path):

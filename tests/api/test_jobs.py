@@ -34,6 +34,9 @@ JOB_FIELDS = {
     "provider",
     "model",
     "size",
+    "use_cache",
+    "notices",
+    "cost_saved_usd",
 }
 SEGMENT_FIELDS = {
     "index",
@@ -47,6 +50,7 @@ SEGMENT_FIELDS = {
     "error",
     "clip_url",
     "thumbnail_url",
+    "cached",
 }
 
 

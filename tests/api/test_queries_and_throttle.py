@@ -27,8 +27,9 @@ class TestQueryCounts:
         assert small.segments.count() == 1 and large.segments.count() == 10
         for index in range(5):
             services.reference_image_add(job=large, upload=upload(image_bytes()), segment_index=index)
-        # The job (with its owner), its segments, its reference images: three queries, however many.
-        assert count_queries(api, job_url(small)) == count_queries(api, job_url(large)) == 3
+        # The job (with its owner), its segments, its reference images and its cache savings (one sum
+        # over the ledger): four queries, however many segments and images.
+        assert count_queries(api, job_url(small)) == count_queries(api, job_url(large)) == 4
 
     def test_segments_and_images_lists_are_constant(self, api, make_job):
         small, large = make_job(duration_seconds=10), make_job(duration_seconds=100)
@@ -43,7 +44,8 @@ class TestQueryCounts:
         one = count_queries(staff, "/api/video-jobs/")
         for owner in (other_user, staff_user) * 5:
             make_job(owner=owner)
-        # A count and a page, the owners joined in: two queries for any number of rows and owners.
+        # A count and a page, the owners joined in and each row's cache savings in a subquery: two
+        # queries for any number of rows and owners.
         assert count_queries(staff, "/api/video-jobs/") == one == 2
 
     def test_with_session_auth_only_the_session_lookups_are_added(
@@ -54,7 +56,7 @@ class TestQueryCounts:
         client = APIClient()
         client.force_login(user)
         job = make_job(duration_seconds=100)
-        with django_assert_max_num_queries(5):  # session + user + the three above
+        with django_assert_max_num_queries(6):  # session + user + the four above
             assert client.get(job_url(job)).status_code == 200
 
 

@@ -45,6 +45,7 @@ def test_schema_is_served(anon):
         "/api/video-jobs/{job_id}/reference-images/",
         "/api/video-jobs/{job_id}/estimate/",
         "/api/estimate/",
+        "/api/budget/",
     } <= paths
     assert set(document["components"]["securitySchemes"]) == {"cookieAuth", "tokenAuth"}
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +17,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from jobs.models import JobStatus, SegmentStatus, VideoJob
-from tests.support.worker import ROOT, wait_for, worker_env
+from tests.support.daphne import Daphne
+from tests.support.worker import wait_for, worker_env
 
 from .conftest import FLEET_KEY, start_worker
 
@@ -28,54 +26,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
 
 JOBS = 3
 SEGMENTS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Daphne:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "sora_controller.asgi:application",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self) -> None:
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError("daphne exited")
-            try:
-                return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_for(up, 40, what="daphne")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 def watch(url: str, cookie: str, origin: str, into: list[dict], ready: threading.Event) -> None:
@@ -105,6 +55,7 @@ def test_fleet_survives_a_killed_worker(fleet_dirs, fleet_api, redis_clean, flee
     web = Daphne(
         # The same SECRET_KEY as this process, which writes the session the socket logs in with.
         {
+            **os.environ,
             **env,
             "SECRET_KEY": settings.SECRET_KEY,
             "SECURE_SSL_REDIRECT": "0",
@@ -117,7 +68,7 @@ def test_fleet_survives_a_killed_worker(fleet_dirs, fleet_api, redis_clean, flee
     assembler = start_worker("assembler", fleet_dirs, fleet_api, queues="assemble", concurrency=1)
     workers = [submitter, assembler]
     try:
-        web.wait_ready()
+        web.start()
         token = Token.objects.create(user=user).key
         browser = Client()
         browser.force_login(user)

@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.daphne import Daphne
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -88,20 +87,6 @@ class Workspace:
         return PASSWORDS[username]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def _manage(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
@@ -109,47 +94,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-def _start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    # A free port can be taken between the probe and daphne's bind; then daphne exits and we try again.
-    for _ in range(3):
-        port = _free_port()
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "sora_controller.asgi:application",
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            if _answers(f"{url}/login/"):
-                return process, url
-            time.sleep(0.2)
-        _stop(process)
-    raise RuntimeError(f"daphne did not start; see {log}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -169,11 +113,11 @@ def workspace(tmp_path_factory) -> Iterator[Workspace]:
     _manage(env, "migrate", "--noinput", "--verbosity", "0")
     created = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
     log = root / "daphne.log"
-    process, url = _start_daphne(env, log)
+    server = Daphne(env, log, probe="/login/", timeout=30).start()
     try:
-        yield Workspace(url=url, root=root, foreign_job=created["foreign_job"])
+        yield Workspace(url=server.url, root=root, foreign_job=created["foreign_job"])
     finally:
-        _stop(process)
+        server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(log, ARTIFACTS / "workspace-daphne.log")  # for a look after a failure
 
