@@ -27,7 +27,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-FAST_RUNS = 3  # best of N for the sub-second methods: removes page-cache and scheduler noise
+FAST_RUNS = 5  # best of N for the sub-second methods: removes page-cache and scheduler noise
 SLOW_RUNS = 1  # one run is plenty when a run takes tens of seconds
 MOVIEPY_TARGET = 100.0  # ours must be at least this many times faster than MoviePy
 BARE_COPY_TARGET = 2.0  # ours may take at most this many times the bare stream copy
