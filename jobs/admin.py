@@ -191,38 +191,6 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
     list_per_page = 50
     inlines = [SegmentInline, ReferenceImageInline]
     actions = ["render", "retry_failed", "cancel", "reassemble"]
-    readonly_fields = (
-        "id",
-        "owner",
-        "title",
-        "prompt",
-        "duration_seconds",
-        "segment_seconds",
-        "strategy",
-        "continuity",
-        "reference_fit",
-        "provider",
-        "model",
-        "size",
-        "fps",
-        "use_cache",
-        "status_badge",
-        "progress",
-        "notice_list",
-        "cost_estimate_usd",
-        "billed_seconds_estimate",
-        "cost_spent_usd",
-        "cost_saved",
-        "video_player",
-        "poster_preview",
-        "output_duration_seconds",
-        "error",
-        "render_generation",
-        "created_at",
-        "updated_at",
-        "started_at",
-        "finished_at",
-    )
     fieldsets = (
         (
             "Output",
@@ -276,6 +244,8 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
             },
         ),
     )
+    # Everything on the page is read-only: state changes only through the actions (services).
+    readonly_fields = tuple(field for _, options in fieldsets for field in options["fields"])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[VideoJob]:
         return (
