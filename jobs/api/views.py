@@ -14,8 +14,9 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -88,7 +89,26 @@ class _JobAPIView(APIView):
         job = selectors.video_job_detail(user=self.request.user, job_id=job_id)
         if job is None:
             raise NotFound("Not found.")
+        self.check_may_change(job)
         return job
+
+    def check_may_change(self, job: VideoJob) -> None:
+        """Staff may read every job; changing someone else's needs the operator permission (deleting it,
+        the delete permission), so a view-only operator cannot act through the API either."""
+        user = self.request.user
+        if self.request.method in SAFE_METHODS or job.owner_id == user.id:
+            return
+        needed = (
+            "jobs.delete_videojob"
+            if self.request.method == "DELETE" and self.deletes_job
+            else ("jobs.operate_videojob")
+        )
+        if not user.has_perm(needed):
+            raise PermissionDenied(
+                f"this job belongs to someone else; changing it needs the {needed} permission"
+            )
+
+    deletes_job = False
 
     @staticmethod
     def get_segment(job: VideoJob, index: int) -> Segment:
@@ -179,6 +199,8 @@ class VideoJobListCreateView(_JobAPIView):
 
 @extend_schema(parameters=[_job_path_parameter()])
 class VideoJobDetailView(_JobAPIView):
+    deletes_job = True
+
     @extend_schema(
         operation_id="video_jobs_retrieve",
         tags=["video-jobs"],
@@ -192,7 +214,7 @@ class VideoJobDetailView(_JobAPIView):
         operation_id="video_jobs_destroy",
         tags=["video-jobs"],
         summary="Delete a job and its files (a running render is cancelled first)",
-        responses={204: None, **errors(404)},
+        responses={204: None, **errors(403, 404)},
     )
     def delete(self, request: Request, job_id: uuid.UUID) -> Response:
         services.video_job_delete(job=self.get_job(job_id))

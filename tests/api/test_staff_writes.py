@@ -1,0 +1,63 @@
+"""Staff read every job through the API, but changing someone else's job needs the operator role."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from jobs import services
+from jobs.models import JobStatus, VideoJob
+
+pytestmark = pytest.mark.django_db
+
+VIEWERS = "Operators (view only)"
+RUNNERS = "Operators (render, retry, cancel)"
+
+
+def staff_client(
+    django_user_model, name: str, group: str | None = None, superuser: bool = False
+) -> APIClient:
+    user = django_user_model.objects.create_user(name, password="pw", is_staff=True, is_superuser=superuser)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def job(user) -> VideoJob:
+    return services.video_job_create(owner=user, prompt="A quiet pond. A frog jumps.", duration_seconds=10)
+
+
+def test_view_only_operator_reads_but_cannot_act(django_user_model, job, django_capture_on_commit_callbacks):
+    client = staff_client(django_user_model, "viewer", VIEWERS)
+    assert client.get(f"/api/video-jobs/{job.id}/").status_code == 200
+    for path in ("render/", "cancel/", "segments/0/rerender/"):
+        response = client.post(f"/api/video-jobs/{job.id}/{path}")
+        assert response.status_code == 403, path
+        assert "jobs.operate_videojob" in response.json()["detail"]
+    assert (
+        client.patch(f"/api/video-jobs/{job.id}/segments/0/", {"prompt": "x"}, format="json").status_code
+        == 403
+    )
+    assert client.delete(f"/api/video-jobs/{job.id}/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == JobStatus.DRAFT
+
+
+def test_operator_may_render_others_jobs_but_not_delete_them(
+    django_user_model, job, django_capture_on_commit_callbacks
+):
+    client = staff_client(django_user_model, "runner", RUNNERS)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(f"/api/video-jobs/{job.id}/render/").status_code == 202
+    response = client.delete(f"/api/video-jobs/{job.id}/")
+    assert response.status_code == 403 and "jobs.delete_videojob" in response.json()["detail"]
+
+
+def test_superuser_may_delete(django_user_model, job):
+    client = staff_client(django_user_model, "root", superuser=True)
+    assert client.delete(f"/api/video-jobs/{job.id}/").status_code == 204
+    assert not VideoJob.objects.filter(id=job.id).exists()
