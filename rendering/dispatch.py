@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,10 +97,28 @@ class InProcessRunner:
     """A worker pool inside this process. Task functions run through Celery's own `apply()`, so the
     embedded default exercises the same task code that the worker fleet runs."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, sweep_every: float | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="render-worker")
         self._idle = threading.Condition()
         self._outstanding = 0
+        self._stop = threading.Event()
+        if sweep_every:
+            # No celery beat here: the runner itself re-queues work a previous process left stalled
+            # (a `make serve` that was stopped mid-render), with the same reaper the fleet uses.
+            threading.Thread(
+                target=self._sweep, args=(sweep_every,), name="render-reaper", daemon=True
+            ).start()
+
+    def _sweep(self, every: float) -> None:
+        from .reaper import reap_stale
+
+        while not self._stop.wait(every):
+            try:
+                reap_stale()
+            except Exception:  # a failed sweep is retried at the next one
+                log.exception("embedded reaper sweep failed")
+            finally:
+                connections.close_all()
 
     def submit(self, task, args: tuple) -> None:
         with self._idle:
@@ -118,6 +137,9 @@ class InProcessRunner:
                 self._outstanding -= 1
                 self._idle.notify_all()
 
+    def stop_sweeping(self) -> None:
+        self._stop.set()
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no task is queued or running, including tasks that tasks enqueue."""
         with self._idle:
@@ -132,5 +154,6 @@ def inprocess_runner() -> InProcessRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
-            _runner = InProcessRunner(settings.INPROCESS_WORKERS)
+            sweep = settings.REAPER_INTERVAL_SECONDS if settings.EMBEDDED_REAPER else None
+            _runner = InProcessRunner(settings.INPROCESS_WORKERS, sweep_every=sweep)
         return _runner

@@ -199,6 +199,8 @@ POLL_QUEUE = "poll"
 # The reaper (celery beat) re-queues segments and assemblies with no progress for this long.
 REAPER_STALE_SECONDS = env_int("REAPER_STALE_SECONDS", 600)
 REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
+# On the embedded default the in-process runner sweeps for stalled work itself (there is no beat).
+EMBEDDED_REAPER = env_bool("EMBEDDED_REAPER", True)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "rendering.reap_stale", "schedule": float(REAPER_INTERVAL_SECONDS)},
 }

@@ -6,6 +6,12 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _no_background_reaper(settings):
+    # A sweeper thread in the test process would race the tests that craft stale rows on purpose.
+    settings.EMBEDDED_REAPER = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2 costs ~0.3 s per user on this machine; tests need no real password strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -71,3 +71,21 @@ def test_render_segment_is_routed_to_submit_and_polls_to_poll(settings):
     assert router.route({}, "rendering.assemble_job")["queue"].name == "assemble"
     assert settings.POLL_QUEUE == "poll"
     assert "reap-stale-work" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_the_in_process_runner_sweeps_on_its_own(monkeypatch):
+    import time
+
+    calls: list[float] = []
+    monkeypatch.setattr(reaper, "reap_stale", lambda: calls.append(time.monotonic()) or {})
+    runner = dispatch.InProcessRunner(1, sweep_every=0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        runner.stop_sweeping()
+    assert len(calls) >= 2
+    settled = len(calls)
+    time.sleep(0.2)
+    assert len(calls) <= settled + 1  # stopped
