@@ -190,12 +190,6 @@ def video_job_create(
 
     `use_cache=False` makes every segment a fresh take (the render cache is not consulted). A job whose
     estimate alone is over a budget cap is refused (InvalidInput field "budget")."""
-    if not isinstance(prompt, str):
-        raise InvalidInput("prompt must be text", field="prompt")
-    duration = _number(duration_seconds, "duration_seconds")
-    seg_len = _number(
-        settings.DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds, "segment_seconds"
-    )
     if continuity not in Continuity.values:
         raise InvalidInput(
             f"unknown continuity {continuity!r}; choose one of: {', '.join(Continuity.values)}",
@@ -209,34 +203,21 @@ def video_job_create(
     fps = settings.DEFAULT_FPS if fps is None else fps
     if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 120:
         raise InvalidInput("fps must be a whole number from 1 to 120", field="fps")
-    if manual_prompts and strategy != "manual":
-        raise InvalidInput("segment prompts were given but the strategy is not 'manual'", field="segments")
-    if any(not isinstance(p, str) for p in manual_prompts):
-        raise InvalidInput("every segment prompt must be text", field="segments")
-    provider_name = provider or settings.DEFAULT_PROVIDER
-    size = size or settings.DEFAULT_VIDEO_SIZE
-
-    context = _segmentation_context(manual_prompts)
-    try:
-        specs = segment_prompt(strategy, prompt, duration, seg_len, context)
-        caps = get_provider(provider_name).capabilities()
-        chosen_model = caps.check_model(model)
-        caps.check_size(size, chosen_model)
-        estimate = estimate_for(provider_name, chosen_model, [s.duration_seconds for s in specs], size)
-        too_long = [s.index + 1 for s in specs if len(s.prompt) > caps.max_prompt_chars]
-        if too_long:
-            raise InvalidInput(
-                f"segment prompts {too_long} exceed this provider's {caps.max_prompt_chars}-character limit",
-                field="segments",
-            )
-    except SegmentationError as exc:
-        raise InvalidInput(exc.message, field=exc.field) from None
-    except CapabilityError as exc:
-        raise InvalidInput(exc.message, field=exc.field) from None
+    checked = _validate_and_plan(
+        prompt=prompt,
+        duration_seconds=duration_seconds,
+        segment_seconds=segment_seconds,
+        strategy=strategy,
+        manual_prompts=manual_prompts,
+        provider=provider,
+        model=model,
+        size=size,
+    )
+    plan = checked.plan
     budget.check_estimate(
-        estimate_usd=estimate.cost_usd,
-        billed_seconds=estimate.billed_seconds,
-        price_per_second=estimate.price_per_second,
+        estimate_usd=plan.cost_usd,
+        billed_seconds=plan.billed_seconds,
+        price_per_second=plan.price_per_second,
     )
 
     with transaction.atomic():
@@ -244,32 +225,32 @@ def video_job_create(
             owner=owner,
             title=title[:200],
             prompt=prompt,
-            duration_seconds=duration,
-            segment_seconds=seg_len,
+            duration_seconds=checked.duration,
+            segment_seconds=checked.segment_seconds,
             strategy=strategy,
             continuity=continuity,
             reference_fit=reference_fit,
-            provider=provider_name,
-            model=chosen_model,
-            size=size,
+            provider=plan.provider,
+            model=plan.model,
+            size=plan.size,
             fps=fps,
-            cost_estimate_usd=estimate.cost_usd,
-            billed_seconds_estimate=estimate.billed_seconds,
+            cost_estimate_usd=plan.cost_usd,
+            billed_seconds_estimate=plan.billed_seconds,
             use_cache=bool(use_cache),
             # e.g. the llm planner's fallback to `sentences`, for the person to see.
-            notices=[str(n) for n in context.extra.get("notices", [])],
+            notices=checked.notices,
         )
         Segment.objects.bulk_create(
             Segment(
                 job=job,
-                index=spec.index,
-                prompt=spec.prompt,
-                is_manual=spec.is_manual,
-                start_seconds=spec.start_seconds,
-                end_seconds=spec.end_seconds,
-                render_seconds=render_seconds,
+                index=planned.index,
+                prompt=planned.prompt,
+                is_manual=planned.is_manual,
+                start_seconds=planned.start_seconds,
+                end_seconds=planned.end_seconds,
+                render_seconds=planned.render_seconds,
             )
-            for spec, render_seconds in zip(specs, estimate.render_seconds, strict=True)
+            for planned in plan.segments
         )
     return job
 
@@ -861,6 +842,63 @@ def _plan_from(
     )
 
 
+@dataclass(frozen=True)
+class _CheckedInput:
+    duration: float
+    segment_seconds: float
+    plan: Plan
+    notices: list[str]
+
+
+def _validate_and_plan(
+    *,
+    prompt: str,
+    duration_seconds: float,
+    segment_seconds: float | None,
+    strategy: str,
+    manual_prompts: Sequence[str],
+    provider: str | None,
+    model: str,
+    size: str | None,
+) -> _CheckedInput:
+    """The validation and planning that creating a job and pricing a would-be job share."""
+    if not isinstance(prompt, str):
+        raise InvalidInput("prompt must be text", field="prompt")
+    duration = _number(duration_seconds, "duration_seconds")
+    seg_len = _number(
+        settings.DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds, "segment_seconds"
+    )
+    if manual_prompts and strategy != "manual":
+        raise InvalidInput("segment prompts were given but the strategy is not 'manual'", field="segments")
+    if any(not isinstance(p, str) for p in manual_prompts):
+        raise InvalidInput("every segment prompt must be text", field="segments")
+    provider_name = provider or settings.DEFAULT_PROVIDER
+    size = size or settings.DEFAULT_VIDEO_SIZE
+    context = _segmentation_context(manual_prompts)
+    try:
+        specs = segment_prompt(strategy, prompt, duration, seg_len, context)
+        caps = get_provider(provider_name).capabilities()
+        chosen_model = caps.check_model(model)
+        caps.check_size(size, chosen_model)
+        too_long = [s.index + 1 for s in specs if len(s.prompt) > caps.max_prompt_chars]
+        if too_long:
+            raise InvalidInput(
+                f"segment prompts {too_long} exceed this provider's {caps.max_prompt_chars}-character limit",
+                field="segments",
+            )
+        plan = _plan_from(
+            provider_name,
+            chosen_model,
+            size,
+            [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in specs],
+        )
+    except SegmentationError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    except CapabilityError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    return _CheckedInput(duration, seg_len, plan, [str(n) for n in context.extra.get("notices", [])])
+
+
 def video_job_plan(
     *,
     prompt: str,
@@ -874,37 +912,16 @@ def video_job_plan(
 ) -> Plan:
     """The segments and estimate video_job_create would store for these inputs, validated the same way;
     nothing is written. Raises InvalidInput."""
-    if not isinstance(prompt, str):
-        raise InvalidInput("prompt must be text", field="prompt")
-    duration = _number(duration_seconds, "duration_seconds")
-    seg_len = _number(
-        settings.DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds, "segment_seconds"
-    )
-    if manual_prompts and strategy != "manual":
-        raise InvalidInput("segment prompts were given but the strategy is not 'manual'", field="segments")
-    provider_name = provider or settings.DEFAULT_PROVIDER
-    size = size or settings.DEFAULT_VIDEO_SIZE
-    try:
-        specs = segment_prompt(strategy, prompt, duration, seg_len, _segmentation_context(manual_prompts))
-        caps = get_provider(provider_name).capabilities()
-        chosen_model = caps.check_model(model)
-        caps.check_size(size, chosen_model)
-        too_long = [s.index + 1 for s in specs if len(s.prompt) > caps.max_prompt_chars]
-        if too_long:
-            raise InvalidInput(
-                f"segment prompts {too_long} exceed this provider's {caps.max_prompt_chars}-character limit",
-                field="segments",
-            )
-        return _plan_from(
-            provider_name,
-            chosen_model,
-            size,
-            [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in specs],
-        )
-    except SegmentationError as exc:
-        raise InvalidInput(exc.message, field=exc.field) from None
-    except CapabilityError as exc:
-        raise InvalidInput(exc.message, field=exc.field) from None
+    return _validate_and_plan(
+        prompt=prompt,
+        duration_seconds=duration_seconds,
+        segment_seconds=segment_seconds,
+        strategy=strategy,
+        manual_prompts=manual_prompts,
+        provider=provider,
+        model=model,
+        size=size,
+    ).plan
 
 
 def video_job_estimate(*, job: VideoJob) -> Plan:
