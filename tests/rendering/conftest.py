@@ -78,29 +78,9 @@ def make_clip(tmp_path: Path) -> MakeClip:
     """
     counter = itertools.count()
 
-    def make(
-        path: Path | None = None,
-        *,
-        seconds: float = 2.0,
-        size: str = "320x240",
-        fps: int = 30,
-        audio: bool = True,
-        sample_rate: int = 48000,
-        channels: int = 2,
-        color: str | None = "red",
-        pix_fmt: str = "yuv420p",
-    ) -> Path:
+    def make(path: Path | None = None, **options: Any) -> Path:
+        # The options and their defaults are write_clip's (MakeClip spells them out for callers).
         target = Path(path) if path is not None else tmp_path / f"clip-{next(counter):03d}.mp4"
-        return write_clip(
-            target,
-            seconds=seconds,
-            size=size,
-            fps=fps,
-            audio=audio,
-            sample_rate=sample_rate,
-            channels=channels,
-            color=color,
-            pix_fmt=pix_fmt,
-        )
+        return write_clip(target, **options)
 
     return make
