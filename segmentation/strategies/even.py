@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..registry import register
-from ..text import compose_segment_prompts, parse_prompt, partition_balanced, split_words
-from ..timing import build_specs, plan_boundaries, validate_job, validate_specs
+from ..text import partition_balanced, split_words
 from ..types import SegmentationContext, SegmentSpec
+from .narrative import segment_narrative
 
 
 def split_evenly(units: Sequence[str], count: int) -> list[tuple[str, bool]]:
@@ -36,11 +36,6 @@ def segment_even(
     prompt: str, duration: float, segment_length: float, context: SegmentationContext
 ) -> list[SegmentSpec]:
     """Equal time slices; the narrative is split evenly and every slice carries the shared subject/style."""
-    prompt, duration, segment_length = validate_job(prompt, duration, segment_length, context)
-    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds)
-    parsed = parse_prompt(prompt)
-    parts = split_evenly(parsed.units, len(boundaries))
-    prompts = compose_segment_prompts(parsed, parts, context.max_segment_prompt_chars)
-    specs = build_specs(prompts, boundaries)
-    validate_specs(specs, duration, context)
-    return specs
+    return segment_narrative(
+        prompt, duration, segment_length, context, lambda parsed, count: split_evenly(parsed.units, count)
+    )

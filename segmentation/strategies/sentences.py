@@ -17,12 +17,10 @@ from ..registry import register
 from ..text import (
     Scene,
     allocate_proportional,
-    compose_segment_prompts,
-    parse_prompt,
     partition_balanced,
 )
-from ..timing import build_specs, plan_boundaries, validate_job, validate_specs
 from ..types import SegmentationContext, SegmentSpec
+from .narrative import segment_narrative
 
 
 def _spread_scene(scene: Scene, count: int) -> list[tuple[str, bool]]:
@@ -72,11 +70,6 @@ def segment_by_scenes(
     prompt: str, duration: float, segment_length: float, context: SegmentationContext
 ) -> list[SegmentSpec]:
     """Scene-aware split on scene markers and sentences, mapped onto equal time slices."""
-    prompt, duration, segment_length = validate_job(prompt, duration, segment_length, context)
-    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds)
-    parsed = parse_prompt(prompt)
-    parts = map_scenes(parsed.scenes, len(boundaries))
-    prompts = compose_segment_prompts(parsed, parts, context.max_segment_prompt_chars)
-    specs = build_specs(prompts, boundaries)
-    validate_specs(specs, duration, context)
-    return specs
+    return segment_narrative(
+        prompt, duration, segment_length, context, lambda parsed, count: map_scenes(parsed.scenes, count)
+    )
