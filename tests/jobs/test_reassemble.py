@@ -5,6 +5,7 @@ import pytest
 from jobs import services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, VideoJob
+from tests.support.jobs import render_and_wait
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,9 +22,7 @@ def test_reassemble_joins_the_clips_again_without_rendering(user, monkeypatch):
         size="160x120",
         strategy="sentences",
     )
-    services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=60)
-    job.refresh_from_db()
+    job = render_and_wait(job, timeout=60)
     first_video = job.output_video.name
     calls = []
     monkeypatch.setattr(LocalProvider, "submit", lambda *a, **k: calls.append(a))

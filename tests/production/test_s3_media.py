@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from jobs import services
 from jobs.models import JobStatus
-from rendering.dispatch import inprocess_runner
 from rendering.media import probe
+from tests.support.jobs import render_and_wait
 
 BUCKET = "sora-media-test"
 
@@ -96,9 +96,7 @@ def test_a_whole_job_renders_with_media_on_s3(s3_media, user, tmp_path):
         strategy="sentences",
         size="320x240",
     )
-    services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(job)
     assert job.status == JobStatus.COMPLETED, job.error
     keys = {
         obj["Key"] for obj in s3_media.list_objects_v2(Bucket=BUCKET, Prefix=f"jobs/{job.id}/")["Contents"]

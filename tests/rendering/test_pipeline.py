@@ -12,11 +12,11 @@ import pytest
 from jobs import services
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
 from rendering import dispatch, tasks
-from rendering.dispatch import inprocess_runner
 from rendering.media import probe
 from rendering.providers.base import Capabilities, ProviderError, RenderRequest, VideoProvider
 from rendering.providers.local import LocalProvider
 from rendering.providers.registry import register_provider
+from tests.support.jobs import render_and_wait
 
 
 def create(owner, **overrides) -> VideoJob:
@@ -89,9 +89,7 @@ def test_advance_follows_continuity(user, django_capture_on_commit_callbacks, mo
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_job_end_to_end(user):
-    job = services.video_job_render(job=create(user))
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(create(user))
     assert job.status == JobStatus.COMPLETED, job.error
     assert job.progress == 100
     info = probe(Path(job.output_video.path))
@@ -117,9 +115,7 @@ def test_chain_uses_the_previous_clips_true_last_frame(user, monkeypatch):
         return original(self, request, **kwargs)
 
     monkeypatch.setattr(LocalProvider, "submit", spy)
-    job = services.video_job_render(job=create(user, continuity="chain"))
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(create(user, continuity="chain"))
     assert job.status == JobStatus.COMPLETED, job.error
     segments = list(job.segments.order_by("index"))
     assert seen[0] is None
@@ -164,9 +160,7 @@ def test_failed_segment_fails_the_job_and_keeps_finished_clips(user):
         manual_prompts=["a calm sea", "something forbidden"],
     )
     assert job.billed_seconds_estimate == 8 and job.cost_estimate_usd == Decimal("0.8")
-    job = services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(job)
     first, second = job.segments.order_by("index")
     assert job.status == JobStatus.FAILED
     assert "segment 2" in job.error and "moderation_blocked" in job.error
@@ -180,9 +174,7 @@ def test_failed_segment_fails_the_job_and_keeps_finished_clips(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_assemble_job_twice_leaves_one_video(user, settings):
-    job = services.video_job_render(job=create(user, duration_seconds=2, segment_seconds=1))
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(create(user, duration_seconds=2, segment_seconds=1))
     assert job.status == JobStatus.COMPLETED
     again = tasks.assemble_job.apply(args=(str(job.id), job.render_generation)).get()
     assert again == "skipped"

@@ -15,9 +15,9 @@ from PIL import Image
 
 from jobs import services
 from jobs.models import JobStatus, VideoJob
-from rendering.dispatch import inprocess_runner
 from rendering.media import probe
 from rendering.reference_fit import fit_reference
+from tests.support.jobs import render_and_wait
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,9 +79,7 @@ def test_segment_shorter_than_a_clip_is_billed_up_and_trimmed(fake_api, user):
         owner=user, prompt="A single 10 second shot", duration_seconds=10, provider="sora", size="1280x720"
     )
     assert job.billed_seconds_estimate == 12 and job.cost_estimate_usd == Decimal("1.2")
-    services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(job)
     assert job.status == JobStatus.COMPLETED, job.error
     assert fake_api.stats.requests[0]["seconds"] == "12"
     assert probe(Path(job.output_video.path)).duration == pytest.approx(10.0, abs=0.1)
@@ -99,9 +97,7 @@ def test_chain_sends_the_previous_clips_last_frame(fake_api, user):
         continuity="chain",
         strategy="sentences",
     )
-    services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(job)
     assert job.status == JobStatus.COMPLETED, job.error
     segments = list(job.segments.order_by("index"))
     sent = [r["reference_sha256"] for r in fake_api.stats.requests]
@@ -124,9 +120,7 @@ def test_reference_mode_fits_the_image_to_the_size(fake_api, user):
     buffer = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 10, 10)).save(buffer, format="JPEG")
     services.reference_image_add(job=job, upload=buffer)
-    services.video_job_render(job=job)
-    assert inprocess_runner().wait_idle(timeout=120)
-    job.refresh_from_db()
+    job = render_and_wait(job)
     assert job.status == JobStatus.COMPLETED, job.error
     shas = [r["reference_sha256"] for r in fake_api.stats.requests]
     assert len(shas) == 2 and shas[0] == shas[1] and shas[0] is not None
