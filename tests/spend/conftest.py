@@ -12,6 +12,19 @@ from jobs import services
 from jobs.models import JobStatus, VideoJob
 from rendering.dispatch import inprocess_runner
 
+# `manage.py render` arguments for one 4 s sora clip (what the budget and cache CLI tests render).
+ONE_SORA_CLIP = (
+    "A lighthouse at dusk.",
+    "--provider",
+    "sora",
+    "--duration",
+    "4",
+    "--segment-seconds",
+    "4",
+    "--size",
+    "1280x720",
+)
+
 SHOTS = ("A lighthouse at dusk.", "Waves break on the rocks.", "The lamp turns on.")
 
 

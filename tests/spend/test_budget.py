@@ -16,6 +16,7 @@ from jobs import budget, ledger, services
 from jobs.errors import InvalidInput
 from jobs.models import JobStatus, SegmentStatus, SpendEntry, SpendKind, VideoJob
 from rendering.dispatch import inprocess_runner
+from tests.spend.conftest import ONE_SORA_CLIP
 
 from .conftest import SHOTS, finish, render, sora_job
 
@@ -159,15 +160,7 @@ def test_the_cli_refuses_with_the_cap_and_leaves_nothing(fake_api, no_caps, user
     with pytest.raises(CommandError) as refused:
         call_command(
             "render",
-            "A lighthouse at dusk.",
-            "--provider",
-            "sora",
-            "--duration",
-            "4",
-            "--segment-seconds",
-            "4",
-            "--size",
-            "1280x720",
+            *ONE_SORA_CLIP,
             "--user",
             "cli",
             "-o",

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from jobs import ledger, services
 from jobs.models import SegmentStatus, SpendEntry, SpendKind
 from rendering import cache
+from tests.spend.conftest import ONE_SORA_CLIP
 
 from .conftest import SHOTS, finish, png, render, sora_job
 
@@ -118,15 +119,7 @@ def test_the_cli_reports_the_saving_and_no_cache_renders_afresh(fake_api, no_cap
         out = io.StringIO()
         call_command(
             "render",
-            "A lighthouse at dusk.",
-            "--provider",
-            "sora",
-            "--duration",
-            "4",
-            "--segment-seconds",
-            "4",
-            "--size",
-            "1280x720",
+            *ONE_SORA_CLIP,
             *extra,
             stdout=out,
         )
