@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.daphne import Daphne  # noqa: E402
+from tests.support.databases import drop_database, recreate_database  # noqa: E402
 
 CONNECT_CONCURRENCY = 50  # handshakes in flight at once: daphne's accept backlog is 50 by default
 DELIVERY_TIMEOUT = 10.0  # give up on an event that has not reached every client by then
@@ -216,21 +217,6 @@ def raise_fd_limit(clients: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
         if new_soft < wanted:
             raise SystemExit(f"the open-file limit ({hard}) is too low for {clients} clients")
-
-
-def recreate_database(server_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(server_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def flush_redis(url: str) -> None:
