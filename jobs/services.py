@@ -75,10 +75,13 @@ def _lock_job_of_segment(segment_id: int) -> uuid.UUID | None:
     (which claim the job, then update segments) from deadlocking against a worker that updates a
     segment and then its job. On SQLite this is a no-op; SQLite serialises writers anyway.
     """
-    job_id = Segment.objects.filter(id=segment_id).values_list("job_id", flat=True).first()
-    if job_id is not None:
-        list(VideoJob.objects.select_for_update().filter(id=job_id).values_list("id", flat=True))
-    return job_id
+    # One query: find the segment's job and lock only the job's row (`of=("self",)`).
+    return (
+        VideoJob.objects.select_for_update(of=("self",))
+        .filter(segments__id=segment_id)
+        .values_list("id", flat=True)
+        .first()
+    )
 
 
 def _sources(transitions: dict[str, set[str]], target: str) -> set[str]:
