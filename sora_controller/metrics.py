@@ -8,6 +8,7 @@ flight, queue depth, spend) are read from PostgreSQL and Redis at scrape time.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -36,9 +37,16 @@ _local: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 def _redis():
     if not settings.REDIS_URL:
         return None
+    return _client_for(settings.REDIS_URL)
+
+
+@functools.cache
+def _client_for(url: str):
+    # One client (and connection pool) per process: metrics are written on the render path and read on
+    # every scrape, so a fresh connection each time would cost more than the counter itself.
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
 
 def _increment(key: str, fields: dict[str, float]) -> None:
@@ -55,8 +63,6 @@ def _increment(key: str, fields: dict[str, float]) -> None:
         pipe.execute()
     except Exception:  # metrics must never break rendering
         pass
-    finally:
-        client.close()
 
 
 def _read(key: str) -> dict[str, float]:
@@ -64,10 +70,7 @@ def _read(key: str) -> dict[str, float]:
     if client is None:
         with _local_lock:
             return dict(_local[key])
-    try:
-        return {k.decode(): float(v) for k, v in client.hgetall(key).items()}
-    finally:
-        client.close()
+    return {k.decode(): float(v) for k, v in client.hgetall(key).items()}
 
 
 def record_render(provider: str, seconds: float) -> None:
@@ -143,10 +146,8 @@ class FleetCollector:
             try:
                 for queue in QUEUES:
                     depth.add_metric([queue], client.llen(queue))
-            except Exception:
+            except Exception:  # a scrape without queue depths beats a failed scrape
                 pass
-            finally:
-                client.close()
         yield depth
 
 
