@@ -24,6 +24,10 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# A job in one of these states has work queued or running: it may not be edited, only cancelled.
+ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING})
+
+
 class SegmentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     QUEUED = "queued", "Queued"
@@ -116,6 +120,10 @@ class VideoJob(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Job {str(self.id)[:8]}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_JOB_STATUSES
 
     @property
     def is_terminal(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
+from .models import ReferenceImage, Segment, SegmentStatus, VideoJob
 
 
 def video_jobs_visible_to(user: Any) -> QuerySet[VideoJob]:
@@ -64,7 +64,3 @@ def segment_reference_path(segment: Segment) -> ReferenceImage | None:
     if segment.job.continuity == "reference" or segment.index == 0:
         return job_image
     return None
-
-
-def job_is_active(job: VideoJob) -> bool:
-    return job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}

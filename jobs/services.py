@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.files.base import File
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from realtime.broadcast import FRAME_PROGRESS, JOB_ASSEMBLY, JOB_STATUS, publish_after_commit
@@ -262,7 +262,7 @@ def reference_image_add(
     *, job: VideoJob, upload: BinaryIO, segment_index: int | None = None
 ) -> ReferenceImage:
     """Attach a validated image to the job, or to one of its segments."""
-    if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
+    if job.is_active:
         raise IllegalTransition(
             f"job {job.id} is {job.status}; reference images cannot change while it renders"
         )
@@ -685,7 +685,7 @@ def video_job_delete(*, job: VideoJob) -> None:
     files += [image.image.name for image in job.reference_images.all() if image.image]
     with transaction.atomic():
         list(VideoJob.objects.select_for_update().filter(id=job.id).values_list("id", flat=True))
-        if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
+        if job.is_active:
             video_job_cancel(job=job)
         job.delete()
     transaction.on_commit(lambda: _delete_files(files))
@@ -704,10 +704,6 @@ def _recompute_progress(job_id: uuid.UUID | str) -> None:
     )
 
 
-def job_spent(job_id: uuid.UUID | str) -> Decimal:
-    return Segment.objects.filter(job_id=job_id).aggregate(total=Sum("cost_usd"))["total"] or Decimal("0")
-
-
 def _delete_files(names: Iterable[str]) -> None:
     from django.core.files.storage import default_storage
 
@@ -721,7 +717,7 @@ def _delete_files(names: Iterable[str]) -> None:
 def reference_image_delete(*, image: ReferenceImage) -> None:
     """Remove a reference image and its file; refused while its job renders."""
     job = image.job
-    if job.status in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
+    if job.is_active:
         raise IllegalTransition(
             f"job {job.id} is {job.status}; reference images cannot change while it renders"
         )

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.errors import IllegalTransition
-from jobs.models import Continuity, JobStatus, Segment, SegmentStatus, VideoJob
+from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
 from jobs.selectors import segment_reference_path
 from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
@@ -306,7 +306,7 @@ def assemble_job(*, job_id: str, generation: int) -> str:
     job = VideoJob.objects.filter(id=job_id).first()
     if job is None or job.render_generation != generation:
         return "skipped"
-    if job.status not in {JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING}:
+    if not job.is_active:
         return "skipped"
     segments = list(job.segments.order_by("index"))
     if any(s.status in {SegmentStatus.QUEUED, SegmentStatus.RENDERING} for s in segments):
