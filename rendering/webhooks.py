@@ -1,13 +1,14 @@
 """Provider webhooks: Standard Webhooks signatures, and what a `video.completed` / `video.failed`
 event does.
 
-Signature (https://www.standardwebhooks.com, as OpenAI sends it): headers `webhook-id`,
-`webhook-timestamp` (Unix seconds) and `webhook-signature`, a space-separated list of `v1,<base64>`
-values. Each value is base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")), where the key is the base64
-part of a `whsec_...` secret. A delivery is genuine when any v1 value matches (compared in constant
-time) and its timestamp is within the tolerance (300 s) of our clock, in either direction, which
-bounds how long a captured delivery could be replayed; replays inside that window are stopped by the
-event id, which is recorded once (WebhookEvent.event_id is unique).
+Signatures (https://www.standardwebhooks.com, as OpenAI sends them) are made by the `standardwebhooks`
+package, the specification's own implementation: headers `webhook-id`, `webhook-timestamp` (Unix
+seconds) and `webhook-signature`, a space-separated list of `v1,<base64>` values, each
+base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")) with the key from a `whsec_...` secret. We compare
+against its signature ourselves (in constant time) instead of calling its `verify`, because that one
+hard-codes a 5-minute window on the wall clock, and ours is WEBHOOK_TOLERANCE_SECONDS in either
+direction, which bounds how long a captured delivery could be replayed; replays inside that window are
+stopped by the event id, which is recorded once (WebhookEvent.event_id is unique).
 
 An accepted event runs the segment's next pipeline step at once (the same task a poll would run; its
 poll sees the final state and downloads or records the failure). The event is only a hint: the
@@ -17,22 +18,21 @@ trigger an early poll, and a webhook that never arrives is covered by the pollin
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import hmac
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from standardwebhooks.webhooks import Webhook
 
 from jobs.models import Segment, SegmentStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"
 HANDLED_TYPES = {"video.completed", "video.failed"}
 
 
@@ -44,20 +44,21 @@ class WebhookError(Exception):
         self.message = message
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_<base64>` secret (a secret without the prefix is taken as base64)."""
-    encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
+def _signer(secret: str) -> Webhook:
     try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return Webhook(secret)
+    except (binascii.Error, ValueError, RuntimeError) as exc:
         raise WebhookError("the webhook secret is not valid base64 after 'whsec_'") from exc
 
 
 def sign(secret: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
     """The `v1,<base64>` signature of one delivery (used by the fake API and tests to send events)."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise WebhookError("the body is not UTF-8 text") from exc
+    sent_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    return _signer(secret).sign(msg_id=msg_id, timestamp=sent_at, data=text)
 
 
 def verify(
@@ -78,7 +79,7 @@ def verify(
         raise WebhookError(f"webhook-timestamp is more than {tolerance} s old")
     if sent_at > now + tolerance:
         raise WebhookError(f"webhook-timestamp is more than {tolerance} s in the future")
-    expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
+    expected = sign(secret, msg_id, sent_at, body).split(",", 1)[1]
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
@@ -104,7 +105,7 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
 
     `event_id` is the delivery's `webhook-id` (Standard Webhooks' idempotency key: a retried delivery
     repeats it, and it is covered by the signature)."""
-    from rendering import dispatch, tasks
+    from .transport import RENDER_SEGMENT, enqueue
 
     with transaction.atomic():
         if WebhookEvent.objects.filter(event_id=event_id).exists():
@@ -140,6 +141,6 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
         if outcome == "advanced":
             job = segment.job
             args = (str(job.id), segment.id, job.render_generation)
-            transaction.on_commit(lambda: dispatch.enqueue(tasks.render_segment, *args))
+            transaction.on_commit(lambda: enqueue(RENDER_SEGMENT, *args))
     log.info("webhook %s %s for %s: %s", event_id, kind, video_id or "-", outcome)
     return outcome

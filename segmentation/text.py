@@ -53,6 +53,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import regex
+
 from .types import SegmentationContext, SegmentationError
 
 __all__ = [
@@ -498,43 +500,22 @@ def allocate_proportional(weights: Sequence[float], n: int) -> list[int]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _is_regional_indicator(char: str) -> bool:
-    return 0x1F1E6 <= ord(char) <= 0x1F1FF
-
-
-def _continues_cluster(text: str, index: int) -> bool:
-    """True if text[index] belongs to the grapheme cluster of text[index - 1] (cutting there breaks it)."""
-    char, previous = text[index], text[index - 1]
-    code = ord(char)
-    if unicodedata.category(char) in ("Mn", "Mc", "Me"):
-        return True  # combining marks (accents, Indic vowel signs, enclosing keycaps)
-    if (
-        char == "\u200d"
-        or previous == "\u200d"  # zero-width joiner sequences (family emoji, ...)
-        or 0xFE00 <= code <= 0xFE0F  # variation selectors (emoji presentation)
-        or 0xE0100 <= code <= 0xE01EF
-        or 0x1F3FB <= code <= 0x1F3FF  # skin-tone modifiers
-        or 0xE0020 <= code <= 0xE007F  # tag characters (subdivision flags)
-        or 0x1160 <= code <= 0x11FF  # conjoining Hangul vowels/finals
-        or (0xDC00 <= code <= 0xDFFF and 0xD800 <= ord(previous) <= 0xDBFF)  # lone surrogate pair
-    ):
-        return True
-    if _is_regional_indicator(char) and _is_regional_indicator(previous):
-        run = 0
-        i = index - 1
-        while i >= 0 and _is_regional_indicator(text[i]):
-            run += 1
-            i -= 1
-        return run % 2 == 1  # flags are pairs: an odd run before us means we complete a pair
-    return False
+# One extended grapheme cluster (a user-perceived character: a letter with its accents, an emoji with its
+# modifiers and joiners, a flag), by Unicode's own rules (UAX #29) as the `regex` package implements them.
+_GRAPHEME = regex.compile(r"\X")
 
 
 def safe_cut_index(text: str, index: int) -> int:
     """The largest position <= index where `text` can be cut without breaking a grapheme cluster."""
     index = max(0, min(index, len(text)))
-    while 0 < index < len(text) and _continues_cluster(text, index):
-        index -= 1
-    return index
+    if index in (0, len(text)):
+        return index
+    cut = 0
+    for match in _GRAPHEME.finditer(text):
+        if match.end() > index:
+            break
+        cut = match.end()
+    return cut
 
 
 def truncate_text(text: str, limit: int, marker: str = ELLIPSIS) -> str:
