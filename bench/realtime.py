@@ -156,20 +156,21 @@ class Result:
 
 
 def publish_event(job_id: str, number: int) -> None:
-    from realtime.broadcast import FRAME_PROGRESS, publish
+    from jobs.events import SEGMENT_STATE
+    from realtime.broadcast import publish
 
     payload = {
         "index": 0,
         "status": "rendering",
         "progress": float(number % 100),
-        "attempt": 1,
+        "attempts": 1,
         "provider_status": "in_progress",
         "error": "",
         "bench_event": number,
         # perf_counter is one clock for the whole process, so the clients' receive times compare to it.
         "sent_at": time.perf_counter(),
     }
-    publish(job_id, FRAME_PROGRESS, payload)
+    publish(job_id, SEGMENT_STATE, payload)
 
 
 async def measure(port: int, job_id: str, cookie: str, clients: int, events: int, limit: float) -> Result:

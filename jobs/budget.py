@@ -28,16 +28,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from rendering.providers.base import CapabilityError
-from rendering.providers.registry import get_provider
-
 from . import ledger
+from .catalogue import CapabilityError, provider_capabilities
 from .errors import InvalidInput
-from .models import JobStatus, Segment, SegmentStatus, VideoJob
+from .models import IN_FLIGHT_SEGMENT_STATUSES, RENDERING_JOB_STATUSES, Segment, VideoJob
 
 ZERO = Decimal("0")
-ACTIVE_JOBS = (JobStatus.QUEUED, JobStatus.RENDERING)
-PENDING_SEGMENTS = (SegmentStatus.QUEUED, SegmentStatus.RENDERING)
 
 
 def money(amount: Decimal) -> str:
@@ -59,7 +55,7 @@ def cap(name: str) -> Decimal | None:
 def segments_cost(segments: Iterable[Segment], *, provider: str, model: str, size: str) -> Decimal:
     """Billed seconds x price of rendering `segments` once each on the job's provider/model/size."""
     try:
-        caps = get_provider(provider).capabilities()
+        caps = provider_capabilities(provider)
     except CapabilityError:
         return ZERO  # a provider no longer configured bills nothing through us
     return sum((caps.cost(model, s.render_seconds, size) for s in segments), ZERO)
@@ -73,7 +69,7 @@ def run_cost(job: VideoJob, segment_ids: Iterable[int]) -> Decimal:
 def reserved(owner_id: Any, *, exclude_job_id: Any = None) -> Decimal:
     """What the owner's runs in progress may still spend: their queued and rendering segments, priced."""
     pending = Segment.objects.filter(
-        job__owner_id=owner_id, job__status__in=ACTIVE_JOBS, status__in=PENDING_SEGMENTS
+        job__owner_id=owner_id, job__status__in=RENDERING_JOB_STATUSES, status__in=IN_FLIGHT_SEGMENT_STATUSES
     ).select_related("job")
     if exclude_job_id is not None:
         pending = pending.exclude(job_id=exclude_job_id)

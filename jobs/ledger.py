@@ -1,10 +1,11 @@
 """The spend ledger: what each provider render cost, what lost renders cost, what the cache saved.
 
-Writes (`record`) are called only by jobs.services, inside the transaction of the state change they
-account for (a segment completing, a render lost to an expired download), so the ledger and
-`VideoJob.cost_spent_usd` can never disagree: a job's spent amount is the sum of its `render` and
-`wasted` lines. Everything else here is a read: sums per job, per owner and window, and per owner per
-day or month (for budgets, the API and the operators' console).
+Money moves through one function, `charge`: it writes the ledger line and adds the amount to the
+segment's `cost_usd` and the job's `cost_spent_usd` in the same transaction, so the three can never
+disagree (segment = its spent lines, job = its spent lines). It is called only by jobs.render_state,
+inside the transaction of the state change it accounts for. Lines outlive their job (SET_NULL): a
+deleted job's money still counts against its owner's budget, in the metrics and in "top spenders".
+Everything else here is a read.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 from django.utils import timezone
 
-from .models import Segment, SpendEntry, SpendKind
+from .models import Segment, SpendEntry, SpendKind, VideoJob
 
 # The kinds that are money actually spent (cache_saving is money not spent).
 SPENT_KINDS = (SpendKind.RENDER, SpendKind.WASTED)
 ZERO = Decimal("0")
 
 
-def record(
+def charge(
     *,
     segment: Segment,
     kind: str,
@@ -34,17 +36,19 @@ def record(
     note: str = "",
     provider_task_id: str | None = None,
 ) -> SpendEntry | None:
-    """Add one line for `segment` (its job must be loaded). Call inside the service's transaction.
+    """Record money for `segment` (its job loaded): the ledger line and both totals, together.
 
-    Nothing is written for a zero amount of money spent (a free provider, a failure that was not
-    billed); a cache saving is written even at zero, as the record that the clip was reused.
+    Nothing is written for a zero amount spent (a free provider, a failure that was not billed); a
+    cache saving is written even at zero, as the record that the clip was reused, and changes no total.
     """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger.charge must run inside the transaction of the state change it records")
     if amount_usd < 0:
         raise ValueError(f"a ledger amount cannot be negative, got {amount_usd}")
     if not amount_usd and kind != SpendKind.CACHE_SAVING:
         return None
     job = segment.job
-    return SpendEntry.objects.create(
+    entry = SpendEntry.objects.create(
         owner_id=job.owner_id,
         job=job,
         segment=segment,
@@ -58,6 +62,10 @@ def record(
         provider_task_id=segment.provider_task_id if provider_task_id is None else provider_task_id,
         note=note[:300],
     )
+    if kind in SPENT_KINDS:
+        Segment.objects.filter(id=segment.id).update(cost_usd=F("cost_usd") + amount_usd)
+        VideoJob.objects.filter(id=job.id).update(cost_spent_usd=F("cost_spent_usd") + amount_usd)
+    return entry
 
 
 # --- Reads ------------------------------------------------------------------------------------------
@@ -78,7 +86,7 @@ def _sum(queryset: QuerySet[SpendEntry]) -> Decimal:
 
 
 def job_spent(job_id: uuid.UUID | str) -> Decimal:
-    """Render + wasted lines of one job: always equal to the job's cost_spent_usd."""
+    """Render + wasted lines of one job: equal to the job's cost_spent_usd by construction."""
     return _sum(SpendEntry.objects.filter(job_id=job_id, kind__in=SPENT_KINDS))
 
 
@@ -153,6 +161,33 @@ def spend_by_user(*, period: str = "day", since: datetime | None = None, owner_i
             "spent_usd": row["spent"] or ZERO,
             "wasted_usd": row["wasted"] or ZERO,
             "saved_usd": row["saved"] or ZERO,
+        }
+        for row in rows
+    ]
+
+
+def spent_total() -> Decimal:
+    """Everything ever spent through this deployment (the spend metric); deleting a job changes nothing."""
+    return _sum(SpendEntry.objects.filter(kind__in=SPENT_KINDS))
+
+
+def top_spenders(*, since: datetime | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    """Owners by money spent (render + wasted lines), most first: {"owner_id", "username", "spent_usd",
+    "jobs"} where jobs counts the jobs that still exist."""
+    queryset = SpendEntry.objects.filter(kind__in=SPENT_KINDS)
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    rows = (
+        queryset.values("owner_id", "owner__username")
+        .annotate(spent=Sum("amount_usd"), jobs=Count("job", distinct=True))
+        .order_by("-spent", "owner__username")[:limit]
+    )
+    return [
+        {
+            "owner_id": row["owner_id"],
+            "username": row["owner__username"],
+            "spent_usd": row["spent"] or ZERO,
+            "jobs": row["jobs"],
         }
         for row in rows
     ]

@@ -24,8 +24,15 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The named status sets. Every rule that asks "is this job/segment in flight?" reads one of these, so
+# the answer cannot drift between the services, the workers, the budget and the pages.
+
 # A job in one of these states has work queued or running: it may not be edited, only cancelled.
 ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING})
+# A job whose segments may still be queued or rendering (assembly has not begun).
+RENDERING_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RENDERING})
+# A job that has stopped: nothing runs until a person starts it again.
+FINISHED_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class SegmentStatus(models.TextChoices):
@@ -35,6 +42,18 @@ class SegmentStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+# A segment handed to the workers and not yet settled.
+IN_FLIGHT_SEGMENT_STATUSES = frozenset({SegmentStatus.QUEUED, SegmentStatus.RENDERING})
+# A segment that has not settled yet, including one never started: what a cancel stops.
+UNSETTLED_SEGMENT_STATUSES = frozenset({SegmentStatus.PENDING, *IN_FLIGHT_SEGMENT_STATUSES})
+# A segment that ended without a clip: what a retry renders again.
+UNFINISHED_SEGMENT_STATUSES = frozenset({SegmentStatus.FAILED, SegmentStatus.CANCELLED})
+# A segment whose prompt and images a person may change (not while the workers hold it).
+EDITABLE_SEGMENT_STATUSES = frozenset(
+    {SegmentStatus.PENDING, SegmentStatus.COMPLETED, *UNFINISHED_SEGMENT_STATUSES}
+)
 
 
 class Continuity(models.TextChoices):
@@ -127,7 +146,7 @@ class VideoJob(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+        return self.status in FINISHED_JOB_STATUSES
 
 
 class Segment(models.Model):

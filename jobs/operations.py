@@ -97,13 +97,8 @@ def spend_windows(now: datetime | None = None) -> list[SpendWindow]:
 
 
 def top_spenders(days: int = 30, limit: int = 10) -> list[dict[str, Any]]:
-    since = timezone.now() - timedelta(days=days)
-    return list(
-        VideoJob.objects.filter(created_at__gte=since)
-        .values("owner__username")
-        .annotate(spent=Sum("cost_spent_usd"), estimated=Sum("cost_estimate_usd"), jobs=Count("id"))
-        .order_by("-spent")[:limit]
-    )
+    """Who spent most in the last `days`, from the ledger (deleted jobs still count)."""
+    return ledger.top_spenders(since=timezone.now() - timedelta(days=days), limit=limit)
 
 
 _VOLATILE = re.compile(r"\b(video_[0-9a-f]+|[0-9a-f]{8}-[0-9a-f-]{27,}|\d+(\.\d+)?)\b")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import ReferenceImage, Segment, SegmentStatus, VideoJob
+from .models import Continuity, ReferenceImage, Segment, SegmentStatus, VideoJob
 
 
 def video_jobs_visible_to(user: Any) -> QuerySet[VideoJob]:
@@ -44,7 +44,7 @@ def video_job_detail(*, user: Any, job_id: uuid.UUID | str) -> VideoJob | None:
     )
 
 
-def segment_reference_path(segment: Segment) -> ReferenceImage | None:
+def segment_reference_image(segment: Segment) -> ReferenceImage | None:
     """The reference image that applies to a segment, by the job's continuity mode.
 
     A segment's own image wins. Otherwise the job's image guides the first segment in `parallel` and
@@ -61,6 +61,6 @@ def segment_reference_path(segment: Segment) -> ReferenceImage | None:
     )
     if job_image is None:
         return None
-    if segment.job.continuity == "reference" or segment.index == 0:
+    if segment.job.continuity == Continuity.REFERENCE or segment.index == 0:
         return job_image
     return None

@@ -19,10 +19,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from jobs import selectors, services
-from jobs.models import Continuity, JobStatus
-from realtime.snapshot import job_state
-from rendering.providers.registry import get_provider, provider_names
+from jobs import selectors
+from jobs.catalogue import provider_names, provider_rows
+from jobs.events import job_state
+from jobs.models import ACTIVE_JOB_STATUSES, Continuity
 from segmentation.registry import strategy_choices
 
 JOBS_PER_PAGE = 25
@@ -44,7 +44,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     # "My jobs": staff may open anyone's job by URL, but their home page lists their own.
     jobs = selectors.video_job_list(user=request.user).filter(owner=request.user)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "jobs/list.html", {"page": page, "active_statuses": _active_statuses()})
+    return render(request, "jobs/list.html", {"page": page, "active_statuses": sorted(ACTIVE_JOB_STATUSES)})
 
 
 @login_required
@@ -71,38 +71,23 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             # {index} is filled in by the page for the segment's button.
             "segment_rerender": f"{api_root}segments/{{index}}/rerender/",
         },
-        "render_share": services.RENDER_SHARE,
     }
     return render(request, "jobs/detail.html", {"job": job, "state": state, "workspace": config})
 
 
-def _active_statuses() -> list[str]:
-    return [JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING]
-
-
-def _decimal_text(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def provider_catalog() -> list[dict[str, Any]]:
-    """What the new-job page needs to price a job while the slider moves, without a request."""
+    """The catalogue's rows as the new-job page offers them (it only fills its menus from them; prices
+    come from the server's estimate)."""
     catalog = []
-    for name in provider_names():
-        caps = get_provider(name).capabilities()
-        catalog.append(
-            {
-                "name": name,
-                "models": list(caps.models),
-                "default_model": caps.default_model,
-                # None means any even size: offer a short list of common ones.
-                "sizes": list(caps.sizes) if caps.sizes is not None else list(FREE_SIZES),
-                "sizes_by_model": {model: list(sizes) for model, sizes in caps.sizes_by_model.items()},
-                "clip_seconds": list(caps.clip_seconds) if caps.clip_seconds is not None else None,
-                "price_per_second": {key: _decimal_text(v) for key, v in caps.price_per_second.items()},
-                "supports_reference_image": caps.supports_reference_image,
-            }
-        )
+    for row in provider_rows():
+        # None means any even size: offer a short list of common ones.
+        sizes = row["sizes"] if row["sizes"] is not None else list(FREE_SIZES)
+        catalog.append({**row, "sizes": sizes, "price_per_second": _prices_as_text(row["price_per_second"])})
     return catalog
+
+
+def _prices_as_text(prices: dict[str, Decimal]) -> dict[str, str]:
+    return {key: format(value.normalize(), "f") for key, value in prices.items()}
 
 
 def _new_job_config() -> dict[str, Any]:
@@ -118,6 +103,7 @@ def _new_job_config() -> dict[str, Any]:
         "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
         "api": {
             "jobs": reverse("api:video-job-list"),
+            "estimate": reverse("api:estimate"),
             "job_page": reverse("workspace:job-detail", kwargs={"job_id": uuid.UUID(int=0)}),
         },
     }

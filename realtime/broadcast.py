@@ -1,7 +1,5 @@
-"""Publish job events to the job's channel group after the surrounding transaction commits.
-
-Services call `publish_after_commit`; a consumer (or nobody) receives the event. Events never carry state
-that the database has not committed, and a broadcast failure never breaks a state change.
+"""Deliver job events to the job's channel group. jobs.events hands events over after commit through
+its publisher seam, which realtime.apps fills with `publish`; a consumer (or nobody) receives them.
 
 Delivery on the in-memory layer (the embedded default) needs care. The publishers there are threads of
 the in-process render pool, while the consumers wait on daphne's event loop, and the in-memory layer's
@@ -27,15 +25,10 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
-from django.db import transaction
 
 from .groups import job_group
 
 log = logging.getLogger(__name__)
-
-FRAME_PROGRESS = "frame-progress"
-JOB_ASSEMBLY = "job-assembly"
-JOB_STATUS = "job-status"
 
 # How long a publisher waits for the consumers' loop to take an in-memory delivery. Generous: the loop
 # only has to run one short coroutine; if it is that busy the event is dropped (and logged), never queued
@@ -110,16 +103,17 @@ def _deliver(layer: BaseChannelLayer, group: str, message: dict[str, Any]) -> No
     _run_on(_publisher(), layer, group, message)
 
 
-def publish(job_id: uuid.UUID | str, event: str, payload: dict[str, Any]) -> None:
+def publish(
+    job_id: uuid.UUID | str, event: str, data: dict[str, Any], *, job: dict[str, Any] | None = None
+) -> None:
+    """Send one event to the job's group. `job` (status and progress) rides along with segment events."""
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "job.event", "event": event, "job_id": str(job_id), "data": payload}
+    message = {"type": "job.event", "event": event, "job_id": str(job_id), "data": data}
+    if job is not None:
+        message["job"] = job
     try:
         _deliver(layer, job_group(job_id), message)
     except Exception:  # the event is advisory: the database already holds the truth
         log.warning("could not publish %s for job %s", event, job_id, exc_info=True)
-
-
-def publish_after_commit(job_id: uuid.UUID | str, event: str, payload: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: publish(job_id, event, payload))

@@ -1,5 +1,5 @@
 """The job socket: authenticate, check the job is visible, join its group, send a snapshot, forward
-events. It changes nothing; services publish the events (see realtime.broadcast).
+events. It changes nothing; jobs publishes the events (jobs.events, delivered by realtime.broadcast).
 
 Refusals accept first and then close with a code, because a socket refused during the handshake reaches
 the browser as a bare 1006 with no reason; after accepting, the page can tell "log in again" (4401) from
@@ -72,9 +72,10 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
 
     async def job_event(self, message: dict[str, Any]) -> None:
         """Channel-layer messages of type "job.event" (see realtime.broadcast.publish)."""
-        await self.send_json(
-            {"event": message["event"], "job_id": message["job_id"], "data": message["data"]}
-        )
+        event = {"event": message["event"], "job_id": message["job_id"], "data": message["data"]}
+        if "job" in message:
+            event["job"] = message["job"]
+        await self.send_json(event)
 
     async def _snapshot(self) -> dict[str, Any] | None:
         self._last_snapshot = time.monotonic()

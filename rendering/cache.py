@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 
 from jobs.models import Continuity, Segment, SegmentStatus
-from jobs.selectors import segment_reference_path
+from jobs.selectors import segment_reference_image
 from rendering.providers.base import Capabilities
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def key_inputs(segment: Segment) -> dict[str, Any]:
         if previous is not None and previous.last_frame:
             continuity_sha = file_sha256(previous.last_frame.name)
     else:
-        image = segment_reference_path(segment)
+        image = segment_reference_image(segment)
         reference_sha = image.sha256 if image is not None else None
     inputs: dict[str, Any] = {
         "v": KEY_VERSION,

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from jobs.sizes import parse_size
+
+__all__ = ["ClipTarget", "MediaInfo", "parse_size"]
+
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -46,17 +50,3 @@ class ClipTarget:
     def from_size(cls, size: str, fps: int = 30) -> ClipTarget:
         width, height = parse_size(size)
         return cls(width=width, height=height, fps=fps)
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720); raises ValueError with a readable message otherwise."""
-    try:
-        w_str, h_str = size.lower().split("x")
-        width, height = int(w_str), int(h_str)
-    except (AttributeError, ValueError):
-        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {size!r}") from None
-    if width <= 0 or height <= 0 or width % 2 or height % 2:
-        raise ValueError(f"size {size!r} must have positive, even width and height")
-    if width > 4096 or height > 4096:
-        raise ValueError(f"size {size!r} is larger than 4096 pixels on a side")
-    return width, height

@@ -21,10 +21,10 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from jobs import services
+from jobs import render_state
 from jobs.errors import IllegalTransition
 from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
-from jobs.selectors import segment_reference_path
+from jobs.selectors import segment_reference_image
 from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
 from rendering.media import MediaError, extract_frame, extract_last_frame, probe
@@ -84,7 +84,7 @@ def _progress_reporter(segment_id: int) -> Callable[..., None]:
         if now - last["at"] < PROGRESS_EVERY_SECONDS and value - last["value"] < 5.0:
             return
         last["at"], last["value"] = now, value
-        if not services.segment_progress(
+        if not render_state.segment_progress(
             segment_id=segment_id, progress=value, provider_status=provider_status
         ):
             raise Abandoned()
@@ -99,7 +99,7 @@ def _reference_for(segment: Segment, provider: VideoProvider, work_dir: Path) ->
         previous = Segment.objects.get(job=job, index=segment.index - 1)
         source = local_copy(previous.last_frame.name, work_dir) if previous.last_frame else None
     else:
-        image = segment_reference_path(segment)
+        image = segment_reference_image(segment)
         source = local_copy(image.image.name, work_dir) if image else None
     if source is None:
         return None
@@ -116,14 +116,14 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
     Raises ProviderError only for transient trouble (the task retries with backoff); permanent
     problems are recorded on the segment, so a fan-out always reaches assembly.
     """
-    segment = services.segment_claim(segment_id=segment_id, generation=generation)
+    segment = render_state.segment_claim(segment_id=segment_id, generation=generation)
     if segment is None:
         return "skipped"
     job = segment.job
     if job.continuity == Continuity.CHAIN and segment.index > 0 and not segment.provider_task_id:
         previous = Segment.objects.get(job=job, index=segment.index - 1)
         if previous.status != SegmentStatus.COMPLETED:
-            services.segment_fail(
+            render_state.segment_fail(
                 segment_id=segment_id, error=f"not rendered: segment {previous.index + 1} did not complete"
             )
             return "failed"
@@ -176,7 +176,7 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
             key = cache.segment_cache_key(segment) if cache.takes_part(segment, caps) else ""
             with open(clip, "rb") as c, open(last_frame, "rb") as lf, open(thumbnail, "rb") as th:
                 try:
-                    services.segment_complete(
+                    render_state.segment_complete(
                         segment_id=segment_id,
                         clip=File(c),
                         last_frame=File(lf),
@@ -195,10 +195,10 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
         metrics.record_provider_error(job.provider, exc.code)
         if not exc.permanent:
             raise
-        services.segment_fail(segment_id=segment_id, error=_provider_message(exc))
+        render_state.segment_fail(segment_id=segment_id, error=_provider_message(exc))
         return "failed"
     except MediaError as exc:
-        services.segment_fail(segment_id=segment_id, error=f"the clip could not be processed: {exc}")
+        render_state.segment_fail(segment_id=segment_id, error=f"the clip could not be processed: {exc}")
         return "failed"
 
 
@@ -221,7 +221,7 @@ def _reuse_cached_clip(segment: Segment, caps: Capabilities) -> str | None:
             def stored(field) -> File | None:
                 return File(stack.enter_context(default_storage.open(field.name, "rb"))) if field else None
 
-            services.segment_complete(
+            render_state.segment_complete(
                 segment_id=segment.id,
                 clip=stored(source.clip),
                 last_frame=stored(source.last_frame),
@@ -243,24 +243,27 @@ def _reuse_cached_clip(segment: Segment, caps: Capabilities) -> str | None:
 
 def _show_waiting(segment: Segment) -> None:
     if segment.provider_status != WAITING_STATUS:
-        services.segment_progress(segment_id=segment.id, progress=0.0, provider_status=WAITING_STATUS)
+        render_state.segment_progress(segment_id=segment.id, progress=0.0, provider_status=WAITING_STATUS)
 
 
 def _provider_failed(segment: Segment, task: ProviderTask) -> str | PollLater:
     message = f"{task.error_code or 'failed'}: {task.error_message or 'the provider reported a failure'}"
     metrics.record_provider_error(segment.job.provider, task.error_code or "failed")
     if task.error_code in PERMANENT_FAILURE_CODES:
-        services.segment_fail(segment_id=segment.id, error=message)
+        render_state.segment_fail(segment_id=segment.id, error=message)
         return "failed"
     return _new_attempt(segment, message, Decimal("0"))
 
 
 def _new_attempt(segment: Segment, reason: str, wasted: Decimal) -> str | PollLater:
     try:
-        services.segment_new_attempt(segment_id=segment.id, reason=reason, wasted_cost_usd=wasted)
-    except IllegalTransition as exc:
-        services.segment_fail(segment_id=segment.id, error=str(exc))
-        return "failed"
+        started = render_state.segment_new_attempt(
+            segment_id=segment.id, reason=reason, wasted_cost_usd=wasted
+        )
+    except IllegalTransition:
+        return "skipped"  # cancelled meanwhile
+    if not started:
+        return "failed"  # the attempts are used up; the segment was failed with the reason
     return PollLater(0.0)  # submit again straight away
 
 
@@ -284,7 +287,9 @@ def _submit(segment: Segment, provider: VideoProvider, work_dir: Path, report) -
         idempotency_key=f"segment-{segment.id}-run-{job.render_generation}-attempt-{segment.attempts}",
     )
     task = provider.submit(request, on_progress=report)
-    services.segment_set_provider_task(segment_id=segment.id, task_id=task.id, provider_status=task.status)
+    render_state.segment_set_provider_task(
+        segment_id=segment.id, task_id=task.id, provider_status=task.status
+    )
     return task
 
 
@@ -315,7 +320,7 @@ def assemble_job(*, job_id: str, generation: int) -> str:
     if unfinished:
         first = unfinished[0]
         reason = first.error or f"it is {first.status}"
-        services.job_fail(
+        render_state.job_fail(
             job_id=job.id,
             error=(
                 f"{len(unfinished)} of {len(segments)} segments did not render; "
@@ -323,7 +328,7 @@ def assemble_job(*, job_id: str, generation: int) -> str:
             ),
         )
         return "failed"
-    job = services.job_assembly_start(job_id=job.id, generation=generation)
+    job = render_state.job_assembly_start(job_id=job.id, generation=generation)
     if job is None:
         return "skipped"
     try:
@@ -339,17 +344,17 @@ def assemble_job(*, job_id: str, generation: int) -> str:
                 out,
                 ClipTarget.from_size(job.size, job.fps),
                 work_dir=work_dir / "conform",
-                on_progress=lambda f: services.job_assembly_progress(job_id=job.id, fraction=f * 0.9),
+                on_progress=lambda f: render_state.job_assembly_progress(job_id=job.id, fraction=f * 0.9),
             )
             poster = make_poster(result.path, work_dir / "poster.jpg")
             with open(result.path, "rb") as video, open(poster, "rb") as image:
                 try:
-                    services.job_complete(
+                    render_state.job_complete(
                         job_id=job.id, output=File(video), poster=File(image), duration=result.duration
                     )
                 except IllegalTransition:
                     return "skipped"  # cancelled meanwhile, or a duplicate assembly finished first
         return "completed"
     except (MediaError, OSError) as exc:
-        services.job_fail(job_id=job.id, error=f"assembly failed: {exc}")
+        render_state.job_fail(job_id=job.id, error=f"assembly failed: {exc}")
         return "failed"

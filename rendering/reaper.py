@@ -15,19 +15,17 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import services
+from jobs import render_state
 
-from . import dispatch
+from .transport import ASSEMBLE_JOB, RENDER_SEGMENT, enqueue
 
 log = logging.getLogger(__name__)
 
 
 def reap_stale(stale_seconds: int | None = None) -> dict[str, int]:
-    from . import tasks
-
     seconds = settings.REAPER_STALE_SECONDS if stale_seconds is None else stale_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    segments, assemblies = services.stale_work_claim(cutoff=cutoff)
+    segments, assemblies = render_state.stale_work_claim(cutoff=cutoff)
     for job_id, segment_id, generation in segments:
         log.warning(
             "re-queuing stalled segment %s of job %s",
@@ -35,8 +33,8 @@ def reap_stale(stale_seconds: int | None = None) -> dict[str, int]:
             job_id,
             extra={"job_id": job_id, "segment_id": segment_id},
         )
-        dispatch.enqueue(tasks.render_segment, job_id, segment_id, generation)
+        enqueue(RENDER_SEGMENT, job_id, segment_id, generation)
     for job_id, generation in assemblies:
         log.warning("re-queuing stalled assembly of job %s", job_id, extra={"job_id": job_id})
-        dispatch.enqueue(tasks.assemble_job, job_id, generation)
+        enqueue(ASSEMBLE_JOB, job_id, generation)
     return {"segments": len(segments), "assemblies": len(assemblies)}

@@ -11,12 +11,13 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from jobs import services
+from jobs import render_state
 from jobs.models import Segment, SegmentStatus
 from sora_controller.logs import log_context
 
 from . import dispatch, pipeline, ratelimit
 from .providers.base import ProviderError
+from .transport import ASSEMBLE_JOB, RENDER_SEGMENT
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
 
 @shared_task(
     bind=True,
-    name="rendering.render_segment",
+    name=RENDER_SEGMENT,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,  # polls are retries too; transient failures are bounded by TRANSIENT_RETRIES
@@ -66,7 +67,7 @@ def _render_until_settled(
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
             transient += 1
             if transient >= settings.TRANSIENT_RETRIES:
-                services.segment_fail(
+                render_state.segment_fail(
                     segment_id=segment_id, error=f"gave up after {transient} tries: {exc.message}"
                 )
                 return "failed"
@@ -74,7 +75,9 @@ def _render_until_settled(
             log.info("segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay)
         except Exception as exc:  # never let one segment stall the job: record it and move on
             log.exception("render_segment %s of job %s crashed", segment_id, job_id)
-            services.segment_fail(segment_id=segment_id, error=f"internal error: {type(exc).__name__}: {exc}")
+            render_state.segment_fail(
+                segment_id=segment_id, error=f"internal error: {type(exc).__name__}: {exc}"
+            )
             return "failed"
         else:
             if not isinstance(result, pipeline.PollLater):
@@ -110,14 +113,14 @@ def _eager_wait(segment_id: int, delay: float) -> None:
             return
 
 
-@shared_task(bind=True, name="rendering.assemble_job", acks_late=True, reject_on_worker_lost=True)
+@shared_task(bind=True, name=ASSEMBLE_JOB, acks_late=True, reject_on_worker_lost=True)
 def assemble_job(self, job_id: str, generation: int) -> str:
     with log_context(job_id=job_id, task="assemble_job"):
         try:
             return pipeline.assemble_job(job_id=job_id, generation=generation)
         except Exception as exc:
             log.exception("assemble_job %s crashed", job_id)
-            services.job_fail(
+            render_state.job_fail(
                 job_id=job_id, error=f"internal error during assembly: {type(exc).__name__}: {exc}"
             )
             return "failed"

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -114,7 +114,8 @@ class FleetCollector:
         yield family
 
     def _database_gauges(self) -> Iterator:
-        from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
+        from jobs import ledger
+        from jobs.models import IN_FLIGHT_SEGMENT_STATUSES, JobStatus, Segment, VideoJob
 
         jobs = GaugeMetricFamily("sora_jobs", "Video jobs by status", labels=["status"])
         counts = dict(VideoJob.objects.values_list("status").annotate(n=Count("id")))
@@ -127,16 +128,16 @@ class FleetCollector:
             labels=["provider", "status"],
         )
         rows = (
-            Segment.objects.filter(status__in=[SegmentStatus.QUEUED, SegmentStatus.RENDERING])
+            Segment.objects.filter(status__in=IN_FLIGHT_SEGMENT_STATUSES)
             .values_list("job__provider", "status")
             .annotate(n=Count("id"))
         )
         for provider, status, n in rows:
             in_flight.add_metric([provider, status], n)
         yield in_flight
-        spent = Segment.objects.aggregate(total=Sum("cost_usd"))["total"] or 0
+        # From the ledger: what was billed stays billed when its job is deleted.
         spend = CounterMetricFamily("sora_spend_usd", "USD charged by providers for segments, all time")
-        spend.add_metric([], float(spent))
+        spend.add_metric([], float(ledger.spent_total()))
         yield spend
 
     def _queue_depths(self) -> Iterator:

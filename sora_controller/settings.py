@@ -1,5 +1,9 @@
 """All settings, read from the environment in this one module.
 
+It is longer than the project's other modules on purpose: every environment variable is stated once,
+here, with its default and a comment, so README's configuration table and this file can be read
+side by side (docs/architecture.md, "Configuration").
+
 With no DATABASE_URL and no REDIS_URL the project runs on the *embedded default*: SQLite, the in-memory
 channel layer, the local provider and an in-process task runner. Setting them switches to the
 production topology without any other change.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -214,6 +219,12 @@ MAX_SEGMENT_SECONDS = env_float("MAX_SEGMENT_SECONDS", 60.0)
 MAX_SEGMENT_PROMPT_CHARS = env_int("MAX_SEGMENT_PROMPT_CHARS", 32000)
 MAX_JOB_PROMPT_CHARS = env_int("MAX_JOB_PROMPT_CHARS", 200_000)
 DEFAULT_PROVIDER = env_str("DEFAULT_PROVIDER", "local")
+# The segmentation strategy of a job that names none.
+DEFAULT_STRATEGY = env_str("DEFAULT_STRATEGY", "even")
+# The owner of jobs made with `manage.py render` when --user is not given.
+SORA_CLI_USER = env_str("SORA_CLI_USER", "cli")
+# Serve /api/_bench/json/ (the bare JSON view bench/api.py compares against) without DEBUG.
+BENCH_VIEWS = env_bool("BENCH_VIEWS", False)
 DEFAULT_VIDEO_SIZE = env_str("DEFAULT_VIDEO_SIZE", "1280x720")
 DEFAULT_FPS = env_int("DEFAULT_FPS", 30)
 SEGMENT_MAX_ATTEMPTS = env_int("SEGMENT_MAX_ATTEMPTS", 3)
@@ -253,13 +264,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-}
 
 # --- Providers ------------------------------------------------------------------------------------
 # Where the local provider keeps clips between drawing and download.
@@ -293,6 +297,34 @@ SORA_CONNECT_TIMEOUT = env_float("SORA_CONNECT_TIMEOUT", 10.0)
 SORA_READ_TIMEOUT = env_float("SORA_READ_TIMEOUT", 60.0)
 SORA_DOWNLOAD_TIMEOUT = env_float("SORA_DOWNLOAD_TIMEOUT", 300.0)
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "jobs.api.exceptions.api_exception_handler"
+
+# --- fal's queue (provider "fal": Kling, Wan, Seedance, Hailuo, Veo on fal) --------------------------
+# `id:secret`, sent as "Authorization: Key id:secret".
+FAL_KEY = env_str("FAL_KEY")
+# The queue's base URL with its scheme; fal-client always speaks https.
+FAL_QUEUE_URL = env_str("FAL_QUEUE_URL", "https://queue.fal.run")
+# fal's published ED25519 keys (JWKS) that sign its webhooks.
+FAL_WEBHOOK_JWKS_URL = env_str("FAL_WEBHOOK_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json")
+FAL_CONNECT_TIMEOUT = env_float("FAL_CONNECT_TIMEOUT", 10.0)
+FAL_READ_TIMEOUT = env_float("FAL_READ_TIMEOUT", 60.0)
+FAL_DOWNLOAD_TIMEOUT = env_float("FAL_DOWNLOAD_TIMEOUT", 300.0)
+
+# --- Veo on Vertex AI (provider "veo") ---------------------------------------------------------------
+VERTEX_PROJECT = env_str("VERTEX_PROJECT")
+VERTEX_LOCATION = env_str("VERTEX_LOCATION", "us-central1")
+# Default: https://{VERTEX_LOCATION}-aiplatform.googleapis.com
+VERTEX_BASE_URL = env_str("VERTEX_BASE_URL")
+# A service-account key file (its token_uri is used as given).
+GOOGLE_APPLICATION_CREDENTIALS = env_str("GOOGLE_APPLICATION_CREDENTIALS")
+# gs://bucket/prefix: Veo writes videos there instead of returning them inline.
+VERTEX_OUTPUT_GCS_URI = env_str("VERTEX_OUTPUT_GCS_URI")
+VERTEX_CONNECT_TIMEOUT = env_float("VERTEX_CONNECT_TIMEOUT", 10.0)
+VERTEX_READ_TIMEOUT = env_float("VERTEX_READ_TIMEOUT", 120.0)
+
+# Where providers that push completion (fal webhooks) reach this deployment, e.g. https://videos.example.com.
+# Unset: completion is found by polling alone.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL")
+
 
 # --- Web workspace --------------------------------------------------------------------------------
 LOGIN_URL = "workspace:login"
@@ -387,8 +419,7 @@ LOGGING = {
     },
 }
 
-# --- Spend control (issue 7) ----------------------------------------------------------------------
-from decimal import Decimal, InvalidOperation  # noqa: E402  (appended section; kept beside its use)
+# --- Spend control ----------------------------------------------------------------------
 
 
 def _money(name: str) -> Decimal | None:
@@ -446,7 +477,7 @@ LLM_API_KEY = env_str("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
 
-# --- Realtime on Redis (live progress issue) ------------------------------------------------------
+# --- Realtime on Redis ------------------------------------------------------
 if REDIS_URL:
     # channels_redis waits for messages in BZPOPMIN for up to 5 s at a time, and redis-py 8 gives every
     # read a 5 s socket timeout by default: on a quiet job the read times out first, the consumer crashes

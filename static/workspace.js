@@ -1,10 +1,12 @@
 // The web workspace's one ES module (no build step, nothing from the network but this site).
 //
 // Two pages use it, told apart by the JSON config the server renders into the page:
-//   "new": the new-job form. It prices the job live from the provider catalogue in the config and
-//          submits through the REST API (create -> upload the reference image -> render).
+//   "new": the new-job form. The server prices the job as it changes (POST /api/estimate/, the same
+//          planner as the API and the CLI) and the form submits the job, with its reference image, in
+//          one request (POST /api/video-jobs/ as multipart: the job's JSON and the image).
 //   "job": the job page. It applies the socket's snapshot and then its events to the timeline, and
-//          reconnects with backoff after a drop (a reconnect receives a fresh snapshot).
+//          reconnects with backoff after a drop (a reconnect receives a fresh snapshot). Progress comes
+//          from the server with every event; the page computes none of it.
 
 const STATUS_LABELS = {
   draft: "Draft",
@@ -19,6 +21,7 @@ const STATUS_LABELS = {
 const ACTIVE = new Set(["queued", "rendering", "assembling"]);
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
+const ESTIMATE_DEBOUNCE_MS = 200;
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
@@ -169,18 +172,10 @@ function initNewJob(config) {
     updateEstimate();
   }
 
-  function priceFor(provider, model, size) {
-    const table = provider.price_per_second;
-    return Number(table[`${model}@${size}`] ?? table[model] ?? 0);
-  }
-
-  // The same rule as the server (Capabilities.billed_seconds): a provider with fixed clip lengths
-  // renders the nearest one at or above the segment and the extra is trimmed at assembly.
-  function billedSeconds(provider, seconds) {
-    if (!provider.clip_seconds) return seconds;
-    const allowed = [...provider.clip_seconds].sort((a, b) => a - b).find((s) => s + 1e-9 >= seconds);
-    return allowed ?? null;
-  }
+  // The estimate is the server's (one source of pricing for the API, the CLI and this page). Asked
+  // again after every change, at most one request in flight; only the newest answer is shown.
+  let estimateTimer = null;
+  let estimateSeq = 0;
 
   function updateEstimate() {
     const count = segmentCount();
@@ -188,22 +183,47 @@ function initNewJob(config) {
     $("#duration-value").textContent = `${seconds} s`;
     $("#segment-count").textContent = plural(count, "segment");
     slider.setAttribute("aria-valuetext", `${seconds} seconds, ${plural(count, "segment")}`);
-    const provider = providers.get(providerSelect.value);
-    const billed = billedSeconds(provider, segmentSeconds);
+    clearTimeout(estimateTimer);
+    estimateTimer = setTimeout(fetchEstimate, ESTIMATE_DEBOUNCE_MS);
+  }
+
+  async function fetchEstimate() {
+    const seq = ++estimateSeq;
+    const body = payload(false);
+    delete body.render;
+    delete body.title;
+    if (mode() === "manual" && body.segments.some((s) => !s.prompt.trim())) {
+      body.segments = body.segments.map((s, i) => ({ prompt: s.prompt.trim() || `Segment ${i + 1}` }));
+    }
+    if (!body.prompt.trim()) body.prompt = "(your prompt)";
+    const result = await api("POST", config.api.estimate, body);
+    if (seq !== estimateSeq) return; // a newer change is being priced
     const cost = $("#cost-estimate");
     const detail = $("#cost-detail");
-    if (billed === null) {
+    if (!result.ok) {
       cost.textContent = "—";
-      detail.textContent = `Segments of ${segmentSeconds} s are longer than ${provider.name}'s longest clip.`;
+      const errors = (result.data && result.data.errors) || {};
+      const first = Object.values(errors)[0];
+      detail.textContent = first ? first.join(" ") : (result.data && result.data.detail) || "";
       return;
     }
-    const price = priceFor(provider, modelSelect.value, sizeSelect.value);
-    const total = count * price * Math.ceil(billed - 1e-9);
-    cost.textContent = formatMoney(total);
-    const trimmed = billed - segmentSeconds;
+    const plan = result.data;
+    cost.textContent = formatMoney(Number(plan.cost_usd));
+    const price = Number(plan.price_per_second);
     const perSecond = price ? ` at ${formatMoney(price)}/s` : " (free)";
-    detail.textContent =
-      `${count} × ${billed} s billed${perSecond}` + (trimmed > 0 ? `; ${trimmed} s of each clip is trimmed` : "");
+    const renders = new Set(plan.segments.map((s) => s.render_seconds));
+    const trims = new Set(plan.segments.map((s) => s.trimmed_seconds));
+    if (renders.size === 1 && trims.size === 1) {
+      const [render] = renders;
+      const [trim] = trims;
+      detail.textContent =
+        `${plan.segments.length} × ${render} s billed${perSecond}` +
+        (trim > 0 ? `; ${trim} s of each clip is trimmed` : "");
+    } else {
+      detail.textContent =
+        `${plan.billed_seconds} s billed for ${plan.planned_seconds} s shown${perSecond}` +
+        (plan.trimmed_seconds > 0 ? `; ${plan.trimmed_seconds} s trimmed` : "");
+    }
   }
 
   function syncSegmentEditor() {
@@ -225,6 +245,7 @@ function initNewJob(config) {
       textarea.setAttribute("aria-describedby", `error-segment-${index}`);
       textarea.addEventListener("input", () => {
         manualTexts[index] = textarea.value;
+        updateEstimate();
       });
       label.htmlFor = textarea.id;
       label.textContent = `Segment ${index + 1} (${start}–${start + segmentSeconds} s)`;
@@ -428,39 +449,21 @@ function initNewJob(config) {
       showErrors(errors);
       return;
     }
-    const withImage = Boolean(image.file);
-    busy(true, "Creating the job…");
-    // With an image the job is created as a draft, the image attached, then the render started, so
-    // the first segment (or every one, in reference mode) is rendered from it.
-    const created = await api("POST", config.api.jobs, payload(!withImage));
+    busy(true, image.file ? "Uploading and starting the render…" : "Starting the render…");
+    // One request: the job and its image are stored and the render started together, or nothing is.
+    let body = payload(true);
+    if (image.file) {
+      body = new FormData();
+      body.append("job", JSON.stringify(payload(true)));
+      body.append("reference_image", image.file);
+    }
+    const created = await api("POST", config.api.jobs, body);
     if (!created.ok) {
       busy(false);
-      showApiError(created);
+      showApiError(created, image.file ? "image" : "non_field_errors");
       return;
     }
     const job = created.data;
-    const jobUrl = `${config.api.jobs}${job.id}/`;
-    if (withImage) {
-      busy(true, "Uploading the reference image…");
-      const upload = new FormData();
-      upload.append("image", image.file);
-      const uploaded = await api("POST", `${jobUrl}reference-images/`, upload);
-      if (!uploaded.ok) {
-        // Nothing half-made stays behind; the form keeps everything for another try.
-        await api("DELETE", jobUrl);
-        busy(false);
-        showApiError(uploaded, "image");
-        return;
-      }
-      busy(true, "Starting the render…");
-      const started = await api("POST", `${jobUrl}render/`);
-      if (!started.ok) {
-        await api("DELETE", jobUrl);
-        busy(false);
-        showApiError(started);
-        return;
-      }
-    }
     busy(true, "Opening the job…");
     window.location.assign(config.api.job_page.replace("00000000-0000-0000-0000-000000000000", job.id));
   }
@@ -561,7 +564,6 @@ class LiveSocket {
 // --- The job page -------------------------------------------------------------------------------
 
 function initJobPage(config) {
-  const renderShare = config.render_share;
   const job = { ...config.job, segments: config.job.segments.map((s) => ({ ...s })), assembly: null };
   const announcer = $("#announcer");
   const actionError = $("#action-error");
@@ -578,18 +580,12 @@ function initJobPage(config) {
     announcer.textContent = text;
   }
 
-  // While segments render, the job's progress is the duration-weighted mean of theirs scaled to the
-  // render share, as the server computes it; frame-progress events do not carry the job's progress.
-  function recomputeProgress() {
-    if (job.status !== "queued" && job.status !== "rendering") return;
-    let total = 0;
-    let done = 0;
-    for (const s of job.segments) {
-      const length = Math.max(0, (s.end_seconds ?? 1) - (s.start_seconds ?? 0)) || 1;
-      total += length;
-      done += length * (s.progress || 0);
+  // Every event carries the job's status and progress as the server computed them.
+  function applyJob(state) {
+    if (!state) return;
+    for (const key of ["status", "progress"]) {
+      if (key in state) job[key] = state[key];
     }
-    job.progress = total ? (renderShare * done) / total / 100 : 0;
   }
 
   function absolute(url) {
@@ -722,26 +718,18 @@ function initJobPage(config) {
           break;
         }
         const previous = segment.status;
-        segment.status = data.status;
-        segment.progress = data.progress;
-        segment.attempts = data.attempt;
-        segment.provider_status = data.provider_status;
-        segment.error = data.error;
-        // A segment claimed for rendering moves a queued job to rendering (no job-status is sent).
-        if (data.status === "rendering" && job.status === "queued") job.status = "rendering";
-        recomputeProgress();
+        // The event is the segment's whole state, the same shape as the snapshot's segments.
+        Object.assign(segment, data);
+        applyJob(message.job);
         renderJob();
         if (previous !== data.status && (data.status === "completed" || data.status === "failed")) {
           announce(`Segment ${data.index + 1} ${statusLabel(data.status).toLowerCase()}.`);
         }
-        // The event names no files: a snapshot brings the new clip's thumbnail.
-        if (data.status === "completed") wantSnapshot();
         break;
       }
       case "job-assembly":
-        job.status = "assembling";
         job.assembly = data.progress;
-        job.progress = Math.min(99.9, renderShare + ((100 - renderShare) * data.progress) / 100);
+        applyJob(message.job);
         renderJob();
         break;
       case "job-status":

@@ -36,9 +36,9 @@ from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs.catalogue import CapabilityError
 from jobs.errors import IllegalTransition, InvalidInput
 from jobs.errors import NotFound as ServiceNotFound
-from rendering.providers.base import CapabilityError
 from segmentation.types import SegmentationError
 
 NON_FIELD = "non_field_errors"

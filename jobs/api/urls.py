@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import catalog_views, segment_views, views
 from .exceptions import NOT_FOUND_URL_NAME, api_not_found
 
 app_name = "api"
@@ -24,26 +22,30 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(f"{job}cancel/", views.VideoJobCancelView.as_view(), name="video-job-cancel"),
     path(f"{job}rerender/", views.VideoJobRerenderView.as_view(), name="video-job-rerender"),
     path(f"{job}estimate/", views.VideoJobEstimateView.as_view(), name="video-job-estimate"),
-    path(f"{job}segments/", views.SegmentListView.as_view(), name="segment-list"),
-    path(f"{job}segments/<int:index>/", views.SegmentDetailView.as_view(), name="segment-detail"),
+    path(f"{job}segments/", segment_views.SegmentListView.as_view(), name="segment-list"),
+    path(f"{job}segments/<int:index>/", segment_views.SegmentDetailView.as_view(), name="segment-detail"),
     path(
-        f"{job}segments/<int:index>/rerender/", views.SegmentRerenderView.as_view(), name="segment-rerender"
+        f"{job}segments/<int:index>/rerender/",
+        segment_views.SegmentRerenderView.as_view(),
+        name="segment-rerender",
     ),
-    path(f"{job}reference-images/", views.ReferenceImageListView.as_view(), name="reference-image-list"),
+    path(
+        f"{job}reference-images/", segment_views.ReferenceImageListView.as_view(), name="reference-image-list"
+    ),
     path(
         f"{job}reference-images/<int:image_id>/",
-        views.ReferenceImageDetailView.as_view(),
+        segment_views.ReferenceImageDetailView.as_view(),
         name="reference-image-detail",
     ),
     path("estimate/", views.EstimateView.as_view(), name="estimate"),
-    path("budget/", views.BudgetView.as_view(), name="budget"),
-    path("strategies/", views.StrategyListView.as_view(), name="strategy-list"),
-    path("providers/", views.ProviderListView.as_view(), name="provider-list"),
+    path("budget/", catalog_views.BudgetView.as_view(), name="budget"),
+    path("strategies/", catalog_views.StrategyListView.as_view(), name="strategy-list"),
+    path("providers/", catalog_views.ProviderListView.as_view(), name="provider-list"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
 
-if settings.DEBUG or os.environ.get("BENCH_VIEWS") == "1":
+if settings.DEBUG or settings.BENCH_VIEWS:
     from .bench_views import bare_json
 
     urlpatterns.append(path("_bench/json/", bare_json, name="bench-json"))

@@ -69,9 +69,9 @@ CREATE_CASES: list[tuple[str, Any, int, str | None, str]] = [
         with_(strategy="random"),
         400,
         "strategy",
-        'unknown strategy "random"; choose one of',
+        "unknown strategy 'random'; choose one of",
     ),
-    ("unknown-provider", with_(provider="veo-9"), 400, "provider", 'unknown provider "veo-9"'),
+    ("unknown-provider", with_(provider="veo-9"), 400, "provider", "unknown provider 'veo-9'"),
     ("unknown-model", with_(model="local-v9"), 400, "model", "unknown model 'local-v9'"),
     (
         "sora-unknown-model",
@@ -89,8 +89,8 @@ CREATE_CASES: list[tuple[str, Any, int, str | None, str]] = [
         "segment_seconds",
         "longest clip",
     ),
-    ("unknown-continuity", with_(continuity="loop"), 400, "continuity", 'unknown continuity "loop"'),
-    ("fps-zero", with_(fps=0), 400, "fps", "greater than or equal to 1"),
+    ("unknown-continuity", with_(continuity="loop"), 400, "continuity", "unknown continuity 'loop'"),
+    ("fps-zero", with_(fps=0), 400, "fps", "whole number from 1 to 120"),
     ("fps-fraction", with_(fps=29.97), 400, "fps", "whole number"),
     ("render-as-string", with_(render="yes"), 400, "render", "must be true or false, not a string"),
     ("use-cache-as-string", with_(use_cache="no"), 400, "use_cache", "must be true or false, not a string"),
@@ -204,7 +204,7 @@ def test_limits_follow_settings(api, settings):
     settings.MAX_JOB_PROMPT_CHARS = 10
     response = api.post("/api/video-jobs/", with_(duration_seconds=61, prompt="x" * 11), format="json")
     body = assert_error(response, 400, "duration_seconds", "between 1 and 60 seconds")
-    assert "no more than 10 characters" in body["errors"]["prompt"][0]
+    assert "the maximum is 10 characters" in body["errors"]["prompt"][0]
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,8 @@ def test_list_rejects_an_unknown_status(api):
 
 class TestProtocol:
     def test_form_encoded_create_is_unsupported(self, api):
-        response = api.post("/api/video-jobs/", {"prompt": "A", "duration_seconds": "5"})
+        form = "application/x-www-form-urlencoded"
+        response = api.post("/api/video-jobs/", "prompt=A&duration_seconds=5", content_type=form)
         body = assert_error(response, 415, fragment="unsupported media type")
         assert body["code"] == "unsupported_media_type"
 

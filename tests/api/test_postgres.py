@@ -65,7 +65,7 @@ def _on_postgres(settings) -> Iterator[None]:
     # Stop whatever the winners started before the test database goes away.
     for job in VideoJob.objects.filter(status__in=ACTIVE):
         cancel_with_retry(job)
-    from rendering.dispatch import inprocess_runner
+    from rendering.transport import inprocess_runner
 
     assert inprocess_runner().wait_idle(timeout=60)
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 
-from jobs import services
+from jobs import render_state, services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
 
@@ -90,7 +90,7 @@ def test_two_renders_race_one_wins(user, settings):
     job.refresh_from_db()
     assert job.render_generation == 1
     services.video_job_cancel(job=job)  # stop the winner's run before the test database goes away
-    from rendering.dispatch import inprocess_runner
+    from rendering.transport import inprocess_runner
 
     assert inprocess_runner().wait_idle(timeout=60)
 
@@ -102,7 +102,7 @@ def test_one_worker_claims_a_segment(user):
     segment = job.segments.get(index=0)
     # The conditional UPDATE lets exactly one claimer move queued -> rendering; the others resume or
     # see it taken, and the attempt is counted once.
-    _race(6, lambda: services.segment_claim(segment_id=segment.id, generation=1))
+    _race(6, lambda: render_state.segment_claim(segment_id=segment.id, generation=1))
     segment.refresh_from_db()
     assert segment.status == SegmentStatus.RENDERING and segment.attempts == 1
 
@@ -116,7 +116,7 @@ def test_two_completions_race_one_is_recorded(user, settings):
     segment = job.segments.get()
 
     def complete():
-        return services.segment_complete(
+        return render_state.segment_complete(
             segment_id=segment.id,
             clip=ContentFile(b"x", name="c.mp4"),
             last_frame=None,

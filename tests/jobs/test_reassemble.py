@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_reassemble_joins_the_clips_again_without_rendering(user, monkeypatch):
-    from rendering.dispatch import inprocess_runner
     from rendering.providers.local import LocalProvider
+    from rendering.transport import inprocess_runner
 
     job = services.video_job_create(
         owner=user,

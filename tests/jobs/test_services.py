@@ -9,7 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from jobs import services
+from jobs import render_state, services
 from jobs.errors import IllegalTransition, InvalidInput
 from jobs.models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
 
@@ -83,16 +83,16 @@ class TestTransitions:
     def test_claim_then_complete_then_assemble(self, user):
         job = services.video_job_render(job=make_job(user, duration_seconds=10))
         segment = job.segments.get()
-        claimed = services.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        claimed = render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
         assert claimed.status == SegmentStatus.RENDERING and claimed.attempts == 1
         job.refresh_from_db()
         assert job.status == JobStatus.RENDERING
         # A redelivered task resumes the same attempt instead of counting a new one.
-        again = services.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        again = render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
         assert again.attempts == 1
-        assert services.segment_claim(segment_id=segment.id, generation=job.render_generation + 1) is None
+        assert render_state.segment_claim(segment_id=segment.id, generation=job.render_generation + 1) is None
 
-        services.segment_complete(
+        render_state.segment_complete(
             segment_id=segment.id,
             clip=ContentFile(b"mp4", name="c.mp4"),
             last_frame=None,
@@ -102,7 +102,7 @@ class TestTransitions:
         segment.refresh_from_db()
         assert segment.status == SegmentStatus.COMPLETED and segment.clip.name.endswith(".mp4")
         with pytest.raises(IllegalTransition, match="completed; it cannot complete"):
-            services.segment_complete(
+            render_state.segment_complete(
                 segment_id=segment.id,
                 clip=ContentFile(b"x", name="x.mp4"),
                 last_frame=None,
@@ -110,10 +110,10 @@ class TestTransitions:
                 cost_usd=Decimal("0"),
             )
         assert (
-            services.job_assembly_start(job_id=job.id, generation=job.render_generation).status
+            render_state.job_assembly_start(job_id=job.id, generation=job.render_generation).status
             == "assembling"
         )
-        done = services.job_complete(
+        done = render_state.job_complete(
             job_id=job.id, output=ContentFile(b"v", name="v.mp4"), poster=None, duration=10
         )
         assert (
@@ -127,13 +127,13 @@ class TestTransitions:
     def test_assembly_refused_while_segments_unfinished(self, user):
         job = services.video_job_render(job=make_job(user))
         with pytest.raises(IllegalTransition, match="not completed"):
-            services.job_assembly_start(job_id=job.id, generation=job.render_generation)
+            render_state.job_assembly_start(job_id=job.id, generation=job.render_generation)
 
     def test_complete_requires_rendering(self, user):
         job = make_job(user, duration_seconds=10)
         segment = job.segments.get()
         with pytest.raises(IllegalTransition, match="pending; it cannot complete"):
-            services.segment_complete(
+            render_state.segment_complete(
                 segment_id=segment.id,
                 clip=ContentFile(b"x", name="x.mp4"),
                 last_frame=None,
@@ -147,23 +147,23 @@ class TestTransitions:
         assert job.status == JobStatus.CANCELLED
         assert set(job.segments.values_list("status", flat=True)) == {SegmentStatus.CANCELLED}
         segment = job.segments.first()
-        assert services.segment_claim(segment_id=segment.id, generation=job.render_generation) is None
-        assert services.segment_progress(segment_id=segment.id, progress=50) is False
+        assert render_state.segment_claim(segment_id=segment.id, generation=job.render_generation) is None
+        assert render_state.segment_progress(segment_id=segment.id, progress=50) is False
 
     def test_fail_then_retry_requeues_failed_only(self, user):
         job = services.video_job_render(job=make_job(user, duration_seconds=20))
         first, second = job.segments.order_by("index")
-        services.segment_claim(segment_id=first.id, generation=job.render_generation)
-        services.segment_complete(
+        render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+        render_state.segment_complete(
             segment_id=first.id,
             clip=ContentFile(b"a", name="a.mp4"),
             last_frame=None,
             thumbnail=None,
             cost_usd=Decimal("0"),
         )
-        services.segment_claim(segment_id=second.id, generation=job.render_generation)
-        services.segment_fail(segment_id=second.id, error="moderation_blocked: no")
-        failed = services.job_fail(job_id=job.id, error="segment 2 failed")
+        render_state.segment_claim(segment_id=second.id, generation=job.render_generation)
+        render_state.segment_fail(segment_id=second.id, error="moderation_blocked: no")
+        failed = render_state.job_fail(job_id=job.id, error="segment 2 failed")
         assert failed.status == JobStatus.FAILED
         with pytest.raises(IllegalTransition, match="only a failed job"):
             services.video_job_retry(job=make_job(user))
@@ -175,7 +175,7 @@ class TestTransitions:
     def test_prompt_override_refused_while_rendering(self, user):
         job = services.video_job_render(job=make_job(user))
         segment = job.segments.first()
-        services.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
         with pytest.raises(IllegalTransition, match="rendering"):
             services.segment_update_prompt(job=job, index=0, prompt="new")
         edited = services.segment_update_prompt(job=make_job(user), index=1, prompt=" A new take ")
@@ -184,8 +184,8 @@ class TestTransitions:
     def test_progress_is_duration_weighted(self, user):
         job = services.video_job_render(job=make_job(user, duration_seconds=15))  # 10 s + 5 s
         first = job.segments.get(index=0)
-        services.segment_claim(segment_id=first.id, generation=job.render_generation)
-        services.segment_progress(segment_id=first.id, progress=50)
+        render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+        render_state.segment_progress(segment_id=first.id, progress=50)
         job.refresh_from_db()
         assert job.progress == pytest.approx(90 * (50 * 10 / 15) / 100, abs=0.01)
 

@@ -71,7 +71,7 @@ def jpeg_bytes() -> bytes:
 def no_dispatch(monkeypatch):
     """Start renders without handing them to any worker, so the test drives the services itself.
     (With transaction=True an on_commit callback runs at once and cannot be captured.)"""
-    monkeypatch.setattr("rendering.dispatch.enqueue_render", lambda job_id, generation: None)
+    monkeypatch.setattr("jobs.work_queue._start_run", lambda job_id, generation: None)
 
 
 @pytest.fixture

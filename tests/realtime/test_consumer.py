@@ -16,12 +16,14 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 
-from jobs import services
+from jobs import render_state, services
+from jobs.events import JOB_STATUS
+from jobs.events import SEGMENT_STATE as FRAME_PROGRESS
 from jobs.models import JobStatus, SegmentStatus
 from realtime import broadcast
-from realtime.broadcast import FRAME_PROGRESS, JOB_STATUS, publish
+from realtime.broadcast import publish
 from realtime.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
-from rendering.dispatch import inprocess_runner
+from rendering.transport import inprocess_runner
 
 from .conftest import close_code, jpeg_bytes, make_job, socket_for
 
@@ -65,8 +67,8 @@ def test_snapshot_comes_first_and_shows_the_whole_job(user, no_dispatch):
     # Given a job whose first segment already finished (with a thumbnail) before anyone watched
     job = services.video_job_render(job=make_job(user))
     first = job.segments.get(index=0)
-    services.segment_claim(segment_id=first.id, generation=job.render_generation)
-    services.segment_complete(
+    render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+    render_state.segment_complete(
         segment_id=first.id,
         clip=ContentFile(b"clip", name="c.mp4"),
         last_frame=None,

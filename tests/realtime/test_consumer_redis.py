@@ -21,9 +21,11 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from jobs import services
+from jobs import render_state, services
+from jobs.events import JOB_ASSEMBLY, JOB_STATUS
+from jobs.events import SEGMENT_STATE as FRAME_PROGRESS
 from jobs.models import JobStatus, SegmentStatus, VideoJob
-from realtime.broadcast import FRAME_PROGRESS, JOB_ASSEMBLY, JOB_STATUS, publish
+from realtime.broadcast import publish
 from realtime.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from realtime.groups import job_group
 
@@ -59,31 +61,32 @@ def drive_a_run(job: VideoJob) -> list[tuple[str, dict[str, Any]]]:
     job = services.video_job_render(job=job)
     generation = job.render_generation
     first, second = job.segments.order_by("index")
-    services.segment_claim(segment_id=first.id, generation=generation)
+    render_state.segment_claim(segment_id=first.id, generation=generation)
     for progress in (25.0, 50.0, 75.0):
-        services.segment_progress(segment_id=first.id, progress=progress, provider_status="in_progress")
-    services.segment_complete(
+        render_state.segment_progress(segment_id=first.id, progress=progress, provider_status="in_progress")
+    render_state.segment_complete(
         segment_id=first.id,
         clip=ContentFile(b"clip", name="c.mp4"),
         last_frame=None,
         thumbnail=ContentFile(jpeg_bytes(), name="t.jpg"),
         cost_usd=Decimal("0"),
     )
-    services.segment_claim(segment_id=second.id, generation=generation)
-    services.segment_progress(segment_id=second.id, progress=10.0, provider_status="queued")
-    services.segment_fail(segment_id=second.id, error="moderation_blocked: the prompt was refused")
-    services.job_fail(job_id=job.id, error="segment 2 failed")
+    render_state.segment_claim(segment_id=second.id, generation=generation)
+    render_state.segment_progress(segment_id=second.id, progress=10.0, provider_status="queued")
+    render_state.segment_fail(segment_id=second.id, error="moderation_blocked: the prompt was refused")
+    render_state.job_fail(job_id=job.id, error="segment 2 failed")
     return [
         (JOB_STATUS, {"status": JobStatus.QUEUED}),
         (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.QUEUED}),
         (FRAME_PROGRESS, {"index": 1, "status": SegmentStatus.QUEUED}),
-        (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.RENDERING, "progress": 0.0, "attempt": 1}),
+        # The claim moves the job first, so the segment's event already carries the rendering job.
         (JOB_STATUS, {"status": JobStatus.RENDERING}),
+        (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.RENDERING, "progress": 0.0, "attempts": 1}),
         (FRAME_PROGRESS, {"index": 0, "progress": 25.0, "provider_status": "in_progress"}),
         (FRAME_PROGRESS, {"index": 0, "progress": 50.0}),
         (FRAME_PROGRESS, {"index": 0, "progress": 75.0}),
         (FRAME_PROGRESS, {"index": 0, "status": SegmentStatus.COMPLETED, "progress": 100.0}),
-        (FRAME_PROGRESS, {"index": 1, "status": SegmentStatus.RENDERING, "attempt": 1}),
+        (FRAME_PROGRESS, {"index": 1, "status": SegmentStatus.RENDERING, "attempts": 1}),
         (FRAME_PROGRESS, {"index": 1, "progress": 10.0, "provider_status": "queued"}),
         (
             FRAME_PROGRESS,
@@ -120,6 +123,11 @@ def test_snapshot_then_service_events_in_order(user, no_dispatch):
     assert [(m["event"], m["job_id"]) for m in events] == [(name, str(job.id)) for name, _ in expected]
     for message, (_, subset) in zip(events, expected, strict=True):
         assert message["data"] | subset == message["data"], (message, subset)
+    # Segment events carry the job's progress as the server computed it (the page computes none).
+    progress = [
+        m["job"]["progress"] for m in events if m["event"] == FRAME_PROGRESS and m["data"]["index"] == 0
+    ]
+    assert progress == pytest.approx([0.0, 0.0, 11.25, 22.5, 33.75, 45.0], abs=0.051)  # rounded to 0.1
     assert again["event"] == "snapshot" and again["job"]["status"] == JobStatus.FAILED
     seg0, seg1 = again["job"]["segments"]
     assert seg0["thumbnail_url"].startswith("/media/jobs/") and seg1["status"] == SegmentStatus.FAILED
@@ -128,16 +136,16 @@ def test_snapshot_then_service_events_in_order(user, no_dispatch):
 def test_every_watcher_gets_the_events_and_a_late_joiner_gets_the_truth(user, no_dispatch):
     job = services.video_job_render(job=make_job(user))
     first = job.segments.get(index=0)
-    services.segment_claim(segment_id=first.id, generation=job.render_generation)
+    render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
 
     async def scenario(early: WebsocketCommunicator, late: WebsocketCommunicator) -> tuple[dict, dict, dict]:
         await early.connect(timeout=10)
         await early.receive_json_from(timeout=10)
-        await database_sync_to_async(services.segment_progress)(segment_id=first.id, progress=60.0)
+        await database_sync_to_async(render_state.segment_progress)(segment_id=first.id, progress=60.0)
         seen_early = await early.receive_json_from(timeout=10)
         await late.connect(timeout=10)
         snapshot_late = await late.receive_json_from(timeout=10)
-        await database_sync_to_async(services.segment_progress)(segment_id=first.id, progress=90.0)
+        await database_sync_to_async(render_state.segment_progress)(segment_id=first.id, progress=90.0)
         both = (await early.receive_json_from(timeout=10), await late.receive_json_from(timeout=10))
         await early.disconnect()
         await late.disconnect()
@@ -182,8 +190,8 @@ def test_assembly_and_completion_events(user, no_dispatch):
     job = make_job(user, duration_seconds=2, segment_seconds=2)
     job = services.video_job_render(job=job)
     only = job.segments.get()
-    services.segment_claim(segment_id=only.id, generation=job.render_generation)
-    services.segment_complete(
+    render_state.segment_claim(segment_id=only.id, generation=job.render_generation)
+    render_state.segment_complete(
         segment_id=only.id,
         clip=ContentFile(b"c", name="c.mp4"),
         last_frame=None,
@@ -192,9 +200,9 @@ def test_assembly_and_completion_events(user, no_dispatch):
     )
 
     def finish() -> None:
-        services.job_assembly_start(job_id=job.id, generation=job.render_generation)
-        services.job_assembly_progress(job_id=job.id, fraction=0.5)
-        services.job_complete(
+        render_state.job_assembly_start(job_id=job.id, generation=job.render_generation)
+        render_state.job_assembly_progress(job_id=job.id, fraction=0.5)
+        render_state.job_complete(
             job_id=job.id,
             output=ContentFile(b"mp4", name="v.mp4"),
             poster=ContentFile(jpeg_bytes()),

@@ -59,7 +59,7 @@ def test_render_segment_twice_leaves_one_clip(user, settings, django_capture_on_
 @pytest.mark.django_db
 def test_advance_follows_continuity(user, django_capture_on_commit_callbacks, monkeypatch):
     enqueued: list[tuple] = []
-    monkeypatch.setattr(dispatch, "enqueue", lambda task, *args: enqueued.append((task.name, args)))
+    monkeypatch.setattr(dispatch, "enqueue", lambda name, *args: enqueued.append((name, args)))
 
     parallel = start(create(user), django_capture_on_commit_callbacks)
     dispatch.enqueue_render(parallel.id, parallel.render_generation)

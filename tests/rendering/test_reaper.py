@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import services
+from jobs import render_state, services
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
-from rendering import dispatch, reaper
+from rendering import reaper, transport
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch):
     calls: list[tuple] = []
-    monkeypatch.setattr(dispatch, "enqueue", lambda task, *args: calls.append((task.name, args)))
+    monkeypatch.setattr(reaper, "enqueue", lambda name, *args: calls.append((name, args)))
     return calls
 
 
@@ -28,7 +28,7 @@ def stalled_job(user, capture) -> VideoJob:
     with capture(execute=False):
         job = services.video_job_render(job=job)
     first = job.segments.get(index=0)
-    services.segment_claim(segment_id=first.id, generation=job.render_generation)
+    render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
     return job
 
 
@@ -60,7 +60,7 @@ def test_a_stalled_assembly_is_requeued_and_resumes(user, enqueued, django_captu
     assert reaper.reap_stale(stale_seconds=600) == {"segments": 0, "assemblies": 1}
     assert enqueued == [("rendering.assemble_job", (str(job.id), job.render_generation))]
     # The assembly task accepts a job left assembling by a dead assembler.
-    assert services.job_assembly_start(job_id=job.id, generation=job.render_generation).id == job.id
+    assert render_state.job_assembly_start(job_id=job.id, generation=job.render_generation).id == job.id
 
 
 def test_render_segment_is_routed_to_submit_and_polls_to_poll(settings):
@@ -77,8 +77,7 @@ def test_the_in_process_runner_sweeps_on_its_own(monkeypatch):
     import time
 
     calls: list[float] = []
-    monkeypatch.setattr(reaper, "reap_stale", lambda: calls.append(time.monotonic()) or {})
-    runner = dispatch.InProcessRunner(1, sweep_every=0.05)
+    runner = transport.InProcessRunner(1, sweep=lambda: calls.append(time.monotonic()), sweep_every=0.05)
     try:
         deadline = time.monotonic() + 5
         while len(calls) < 2 and time.monotonic() < deadline:

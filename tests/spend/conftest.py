@@ -10,7 +10,7 @@ from PIL import Image
 
 from jobs import services
 from jobs.models import JobStatus, VideoJob
-from rendering.dispatch import inprocess_runner
+from rendering.transport import inprocess_runner
 
 # `manage.py render` arguments for one 4 s sora clip (what the budget and cache CLI tests render).
 ONE_SORA_CLIP = (

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from jobs import budget, ledger, services
 from jobs.errors import InvalidInput
 from jobs.models import JobStatus, SegmentStatus, SpendEntry, SpendKind, VideoJob
-from rendering.dispatch import inprocess_runner
+from rendering.transport import inprocess_runner
 from tests.spend.conftest import ONE_SORA_CLIP
 
 from .conftest import SHOTS, finish, render, sora_job

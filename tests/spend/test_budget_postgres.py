@@ -23,7 +23,7 @@ def test_concurrent_starts_cannot_both_slip_under_the_cap(no_caps, user, monkeyp
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
     no_caps.BUDGET_USER_DAILY_USD = Decimal("0.50")
-    monkeypatch.setattr("rendering.dispatch.enqueue_render", lambda job_id, generation: None)
+    monkeypatch.setattr("jobs.work_queue._start_run", lambda job_id, generation: None)
     slow_reserved = budget.reserved
 
     def reserved(*args, **kwargs):

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from jobs import services
+from jobs import render_state, services
 from jobs.models import JobStatus, SegmentStatus, WebhookEvent
-from rendering import dispatch, webhooks
+from rendering import transport, webhooks
 from rendering.fake_api.server import sign_webhook
 
 from .conftest import finish, sora_job
@@ -92,15 +92,17 @@ def rendering_segment(settings, user, no_caps, django_capture_on_commit_callback
     settings.SORA_WEBHOOK_SECRET = SECRET
     with django_capture_on_commit_callbacks(execute=False):
         job = services.video_job_render(job=sora_job(user))
-    segment = services.segment_claim(segment_id=job.segments.get().id, generation=job.render_generation)
-    services.segment_set_provider_task(segment_id=segment.id, task_id="video_abc", provider_status="queued")
+    segment = render_state.segment_claim(segment_id=job.segments.get().id, generation=job.render_generation)
+    render_state.segment_set_provider_task(
+        segment_id=segment.id, task_id="video_abc", provider_status="queued"
+    )
     return segment
 
 
 @pytest.fixture
 def enqueued(monkeypatch):
     calls: list[tuple] = []
-    monkeypatch.setattr(dispatch, "enqueue", lambda task, *args: calls.append((task.name, args)))
+    monkeypatch.setattr(transport, "enqueue", lambda name, *args: calls.append((name, args)))
     return calls
 
 

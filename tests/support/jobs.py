@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jobs import services
 from jobs.models import VideoJob
-from rendering.dispatch import inprocess_runner
+from rendering.transport import inprocess_runner
 
 
 def render_and_wait(job: VideoJob, timeout: float = 120) -> VideoJob:

@@ -1,7 +1,8 @@
 """`manage.py render "PROMPT" --duration 30 ...`: make a video from the command line.
 
-It goes through the same services as the API (create -> reference images -> render), watches the job
-with a live progress bar per segment and overall, and prints where the video is.
+It submits through the same service as the API (jobs.services.video_job_submit: plan, store with the
+reference image, start), watches the job with a live progress bar per segment and overall, and prints
+where the video is.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ import time
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs import ledger, services
+from jobs.catalogue import provider_names
 from jobs.errors import IllegalTransition, InvalidInput
-from jobs.models import Continuity, JobStatus, SegmentStatus, VideoJob
-from rendering.providers.registry import provider_names
+from jobs.models import FINISHED_JOB_STATUSES, Continuity, JobStatus, SegmentStatus, VideoJob
+from jobs.planning import JobSpec
 from segmentation.registry import strategy_names
 
 BAR_WIDTH = 24
-TERMINAL = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
 def bar(percent: float, width: int = BAR_WIDTH) -> str:
@@ -42,7 +44,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--duration", type=float, required=True, help="length of the video in seconds")
         parser.add_argument("--segment-seconds", type=float, default=None, help="seconds per segment (10)")
-        parser.add_argument("--strategy", default="even", help=f"one of: {', '.join(strategy_names())}")
+        parser.add_argument(
+            "--strategy", default=settings.DEFAULT_STRATEGY, help=f"one of: {', '.join(strategy_names())}"
+        )
         parser.add_argument(
             "--segment",
             action="append",
@@ -62,7 +66,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "-o", "--output", type=Path, default=None, help="copy the finished video here (.mp4)"
         )
-        parser.add_argument("--user", default=os.environ.get("SORA_CLI_USER", "cli"), help="owner of the job")
+        parser.add_argument("--user", default=settings.SORA_CLI_USER, help="owner of the job (SORA_CLI_USER)")
         parser.add_argument(
             "--timeout", type=float, default=0, help="give up after this many seconds (0: never)"
         )
@@ -77,36 +81,34 @@ class Command(BaseCommand):
         output = self._check_output(options["output"])
         reference = self._check_reference(options["reference"])
         strategy = options["strategy"]
-        if options["segments"] and strategy == "even":
+        if options["segments"] and strategy == settings.DEFAULT_STRATEGY:
             strategy = "manual"
         owner = self._owner(options["user"])
+        spec = JobSpec(
+            prompt=options["prompt"],
+            duration_seconds=options["duration"],
+            segment_seconds=options["segment_seconds"],
+            strategy=strategy,
+            manual_prompts=options["segments"],
+            continuity=options["continuity"],
+            provider=options["provider"],
+            model=options["model"],
+            size=options["size"],
+            fps=options["fps"],
+            use_cache=options["use_cache"],
+        )
         try:
-            job = services.video_job_create(
-                owner=owner,
-                prompt=options["prompt"],
-                duration_seconds=options["duration"],
-                segment_seconds=options["segment_seconds"],
-                strategy=strategy,
-                manual_prompts=options["segments"],
-                continuity=options["continuity"],
-                provider=options["provider"],
-                model=options["model"],
-                size=options["size"],
-                fps=options["fps"],
-                use_cache=options["use_cache"],
-            )
-        except InvalidInput as exc:
-            raise CommandError(_describe(exc)) from None
-        try:
-            if reference is not None:
-                with open(reference, "rb") as upload:
-                    services.reference_image_add(job=job, upload=upload)
-            self._print_plan(job)
-            services.video_job_render(job=job)
+            with contextlib.ExitStack() as stack:
+                references = []
+                if reference is not None:
+                    references.append(
+                        services.ReferenceUpload(file=stack.enter_context(open(reference, "rb")))
+                    )
+                # Nothing half-made stays behind on a refusal: the job, its image and its start are one.
+                job = services.video_job_submit(owner=owner, spec=spec, references=references, render=True)
         except (InvalidInput, IllegalTransition) as exc:
-            # Nothing half-made stays behind: the job and any stored image go with it.
-            services.video_job_delete(job=job)
             raise CommandError(_describe(exc) if isinstance(exc, InvalidInput) else str(exc)) from None
+        self._print_plan(job)
 
         job = self._watch(job, options["timeout"])
         if job.status != JobStatus.COMPLETED:
@@ -195,7 +197,7 @@ class Command(BaseCommand):
                     self.stdout.write(text)
                 last_text = text
                 self.stdout.flush()
-                if job.status in TERMINAL:
+                if job.status in FINISHED_JOB_STATUSES:
                     return job
                 if timeout and time.monotonic() - started > timeout:
                     services.video_job_cancel(job=job)

@@ -1,0 +1,62 @@
+"""The base of every view on one job: the job of the URL, loaded through the scoped selector (another
+user's job is a 404; staff may read all), and who may change it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rest_framework import status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors
+from jobs.models import Segment, VideoJob
+
+from .output_serializers import VideoJobDetailSerializer
+
+
+# Loads the job of the URL through the scoped selector, with its segments and images prefetched.
+# (A comment, not a docstring: drf-spectacular would copy a docstring into every operation.)
+class JobAPIView(APIView):
+    def context(self) -> dict[str, Any]:
+        return {"request": self.request, "view": self}
+
+    def get_job(self, job_id: uuid.UUID) -> VideoJob:
+        job = selectors.video_job_detail(user=self.request.user, job_id=job_id)
+        if job is None:
+            raise NotFound("Not found.")
+        self.check_may_change(job)
+        return job
+
+    def check_may_change(self, job: VideoJob) -> None:
+        """Staff may read every job; changing someone else's needs the operator permission (deleting it,
+        the delete permission), so a view-only operator cannot act through the API either."""
+        user = self.request.user
+        if self.request.method in SAFE_METHODS or job.owner_id == user.id:
+            return
+        needed = (
+            "jobs.delete_videojob"
+            if self.request.method == "DELETE" and self.deletes_job
+            else ("jobs.operate_videojob")
+        )
+        if not user.has_perm(needed):
+            raise PermissionDenied(
+                f"this job belongs to someone else; changing it needs the {needed} permission"
+            )
+
+    deletes_job = False
+
+    @staticmethod
+    def get_segment(job: VideoJob, index: int) -> Segment:
+        # Looked up among the prefetched segments: an absurd index is a 404 without reaching the database.
+        for segment in job.segments.all():
+            if segment.index == index:
+                return segment
+        raise NotFound(f"Segment {index} does not exist; this job has {len(job.segments.all())} segments.")
+
+    def job_response(self, job_id: uuid.UUID, status_code: int = status.HTTP_200_OK) -> Response:
+        job = self.get_job(job_id)
+        return Response(VideoJobDetailSerializer(job, context=self.context()).data, status=status_code)

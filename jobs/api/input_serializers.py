@@ -1,0 +1,306 @@
+"""Input serializers: they check the *shape* of a request (strict JSON types, known keys, list sizes)
+and translate API vocabulary (segmentation_mode) into a jobs.planning.JobSpec. What a value *means* (is
+the duration within bounds, is the strategy or model known, is the prompt too long) is checked once,
+in jobs.planning and the services, and comes back as a field error in the same shape.
+
+Input is strict JSON: numbers must be JSON numbers (not "10"), booleans JSON booleans, text JSON strings,
+and unknown keys are refused, so a typo such as "segment_second" is an error instead of a silent default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from jobs.planning import JobSpec
+
+SEGMENTATION_MODES = ("auto", "manual")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+# --- Strict JSON fields -----------------------------------------------------------------------------
+
+
+class StrictCharField(serializers.CharField):
+    # Text only: DRF's CharField would turn 123 into "123".
+
+    default_error_messages = {"invalid": "Must be a string, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid", kind=_kind(data))
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    # A finite JSON number: no numeric strings, no booleans, no NaN or infinity.
+
+    default_error_messages = {
+        "invalid": "Must be a number, not {kind}.",
+        "not_finite": "Must be a finite number.",
+    }
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid", kind=_kind(data))
+        try:
+            value = float(data)
+        except OverflowError:  # an integer with hundreds of digits
+            self.fail("not_finite")
+        if not math.isfinite(value):
+            self.fail("not_finite")
+        return value
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be a whole number, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid", kind=_kind(data))
+        if isinstance(data, float):
+            if not (math.isfinite(data) and data.is_integer()):
+                self.fail("invalid", kind=f"the fraction {data!r}")
+            data = int(data)
+        return data
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid": "Must be true or false, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", kind=_kind(data))
+        return data
+
+
+class StrictInputSerializer(serializers.Serializer):
+    # Refuses keys it does not know, reported per key alongside the other field errors.
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            accepted = sorted(name for name, field in self.fields.items() if not field.read_only)
+            unknown = {
+                str(key): [f"Unknown field. Accepted fields: {', '.join(accepted)}."]
+                for key in data
+                if key not in self.fields
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+# --- Input --------------------------------------------------------------------------------------------
+
+
+class SegmentPromptSerializer(StrictInputSerializer):
+    prompt = StrictCharField(help_text="What happens in this segment.")
+
+
+class VideoJobSpecSerializer(StrictInputSerializer):
+    """What defines a job: the story, its length, how it is split and how it is rendered."""
+
+    title = StrictCharField(required=False, allow_blank=True, default="", help_text="At most 200 characters.")
+    prompt = StrictCharField(help_text="The whole story; it is split into segments (MAX_JOB_PROMPT_CHARS).")
+    duration_seconds = StrictFloatField(
+        help_text="Length of the finished video (MIN_DURATION_SECONDS to MAX_DURATION_SECONDS)."
+    )
+    segment_seconds = StrictFloatField(
+        required=False, help_text="Planned length of each segment (DEFAULT_SEGMENT_SECONDS when omitted)."
+    )
+    segmentation_mode = serializers.ChoiceField(
+        choices=SEGMENTATION_MODES,
+        default="auto",
+        help_text="auto: a strategy splits the prompt; manual: one prompt per segment in `segments`.",
+    )
+    strategy = StrictCharField(
+        required=False,
+        help_text="A strategy from GET /api/strategies/ (default: even; manual in manual mode).",
+    )
+    segments = serializers.ListField(child=SegmentPromptSerializer(), required=False)
+    continuity = StrictCharField(
+        default="parallel",
+        help_text="parallel: all segments at once; chain: each starts from the previous clip's last "
+        "frame; reference: every segment uses the job's reference image.",
+    )
+    reference_fit = StrictCharField(default="cover", help_text="cover (crop to fill) or pad (letterbox).")
+    provider = StrictCharField(required=False, help_text="A provider from GET /api/providers/.")
+    model = StrictCharField(
+        required=False, allow_blank=True, help_text="Empty: the provider's default model."
+    )
+    size = StrictCharField(required=False, help_text="WIDTHxHEIGHT, e.g. 1280x720.")
+    fps = StrictIntegerField(required=False, help_text="Frames per second, 1 to 120.")
+    render = StrictBooleanField(default=True, help_text="Start rendering at once.")
+    use_cache = StrictBooleanField(
+        default=True,
+        help_text="Reuse an identical finished clip of yours instead of paying for it again; false asks for "
+        "a fresh take of every segment.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # A size bound, not a meaning: a huge list is refused before any planning work.
+        most = math.ceil(settings.MAX_DURATION_SECONDS / settings.MIN_SEGMENT_SECONDS)
+        fields["segments"] = serializers.ListField(
+            child=SegmentPromptSerializer(),
+            required=False,
+            max_length=most,
+            help_text="Manual mode only: one {prompt} per segment, in order.",
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        strategy = attrs.get("strategy")
+        segments = attrs.get("segments")
+        if attrs["segmentation_mode"] == "manual":
+            if strategy not in (None, "manual"):
+                errors["strategy"] = [
+                    "segmentation_mode 'manual' uses the 'manual' strategy; "
+                    f"leave strategy out, not {strategy!r}"
+                ]
+            if not segments:
+                errors["segments"] = [
+                    "segmentation_mode 'manual' needs segments: a list of {\"prompt\": ...}, one per segment"
+                ]
+            attrs["strategy"] = "manual"
+        else:
+            if segments is not None:
+                errors["segments"] = ["segments are only accepted with segmentation_mode 'manual'"]
+            if strategy == "manual":
+                errors["strategy"] = ["strategy 'manual' needs segmentation_mode 'manual' and segments"]
+            if strategy is None:
+                attrs["strategy"] = settings.DEFAULT_STRATEGY
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["manual_prompts"] = [item["prompt"] for item in segments or ()]
+        return attrs
+
+
+def job_spec(data: dict[str, Any]) -> JobSpec:
+    """The validated request as the domain's JobSpec."""
+    return JobSpec(
+        title=data["title"],
+        prompt=data["prompt"],
+        duration_seconds=data["duration_seconds"],
+        segment_seconds=data.get("segment_seconds"),
+        strategy=data["strategy"],
+        manual_prompts=data["manual_prompts"],
+        continuity=data["continuity"],
+        reference_fit=data["reference_fit"],
+        provider=data.get("provider"),
+        model=data.get("model", ""),
+        size=data.get("size"),
+        fps=data.get("fps"),
+        use_cache=data["use_cache"],
+    )
+
+
+class VideoJobCreateSerializer(VideoJobSpecSerializer):
+    """A new job. With render true (the default) it starts rendering at once."""
+
+
+class VideoJobEstimateSerializer(VideoJobSpecSerializer):
+    """The create fields (the same payload may be sent); nothing is stored. title, render, continuity,
+    reference_fit, fps and use_cache do not change the estimate (cache hits are not subtracted: an
+    estimate is what the job costs at most)."""
+
+
+class SegmentUpdateSerializer(StrictInputSerializer):
+    prompt = StrictCharField(
+        help_text="The new prompt (at most MAX_SEGMENT_PROMPT_CHARS); marks the segment as manually written."
+    )
+
+
+class RerenderSerializer(StrictInputSerializer):
+    segments = serializers.ListField(
+        child=StrictIntegerField(min_value=0, max_value=1_000_000),
+        min_length=1,
+        max_length=10_000,
+        help_text="Indexes of the segments to render again.",
+    )
+
+
+class ReferenceImageUploadSerializer(serializers.Serializer):
+    # Not ImageField: the service checks the content with Pillow (type, bytes, pixels, bombs).
+    image = serializers.FileField(help_text="PNG, JPEG or WebP; checked by content, not by name.")
+    segment_index = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=1_000_000,
+        help_text="Attach to one segment instead of the whole job.",
+    )
+
+
+# --- Multipart create: the job's JSON plus its images, in one request --------------------------------
+
+MAX_IMAGES_PER_CREATE = 4
+# Room for the multipart framing and the other fields around the images themselves.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class VideoJobMultipartCreateSerializer(serializers.Serializer):
+    # For the schema: the parts of a multipart create.
+    job = serializers.CharField(help_text="The job as JSON, exactly the body of a JSON create.")
+    reference_image = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text="Reference images for the whole job."
+    )
+
+
+def check_declared_length(request: Any, limit: int, *, extra: int = 0) -> None:
+    """Refuse an oversized body from its declared length, before Django spools it to disk. `limit` is
+    what the files may take; `extra` what other fields may (the job's JSON)."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit + extra + MULTIPART_OVERHEAD_BYTES:
+        raise serializers.ValidationError({"image": [f"the upload is larger than {limit} bytes"]})
+
+
+def multipart_job(request: Any) -> tuple[Any, list[Any]]:
+    """(the job's JSON object, the uploaded images) of a multipart create; shape errors per part."""
+    unknown = sorted(set(request.data) - {"job", "reference_image"})
+    if unknown:
+        raise serializers.ValidationError(
+            {name: ["Unknown part. Accepted parts: job, reference_image."] for name in unknown}
+        )
+    raw = request.data.get("job")
+    if not isinstance(raw, str):
+        raise serializers.ValidationError({"job": ["The part `job` must hold the job as JSON text."]})
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise serializers.ValidationError({"job": ["The part `job` is not valid JSON."]}) from None
+    images = request.FILES.getlist("reference_image")
+    if len(images) > MAX_IMAGES_PER_CREATE:
+        raise serializers.ValidationError(
+            {"reference_image": [f"at most {MAX_IMAGES_PER_CREATE} images may come with a job"]}
+        )
+    return body, images

@@ -1,0 +1,125 @@
+"""What a job tells its watchers: the event names, the one shape of a segment's state (shared by
+events, the socket's snapshot and the REST API), and the seam through which events leave after commit.
+
+jobs does not know who listens. realtime plugs its broadcaster in at start-up (`register_publisher`
+in realtime.apps); with nothing plugged in, events go nowhere and nothing breaks. Events never carry
+state the database has not committed: they are handed over in `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models.fields.files import FieldFile
+
+from .models import Segment, VideoJob
+
+log = logging.getLogger(__name__)
+
+# The segment-state event. Its wire name is the original contract's and stays, so existing clients
+# keep working; in code it is the segment-state event.
+SEGMENT_STATE = "frame-progress"
+JOB_ASSEMBLY = "job-assembly"
+JOB_STATUS = "job-status"
+
+# A file's URL as the reader should see it: relative for events and pages, absolute for the API.
+UrlOf = Callable[[FieldFile], str]
+Publisher = Callable[..., None]
+
+
+def relative_url(field: FieldFile) -> str:
+    return field.url
+
+
+def _url(field: FieldFile, url_of: UrlOf) -> str | None:
+    return url_of(field) if field else None
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text  # as DRF renders datetimes
+
+
+def segment_state(segment: Segment, *, url_of: UrlOf = relative_url) -> dict[str, Any]:
+    """The one shape of a segment, for events, snapshots and the API (jobs.api.output_serializers
+    declares the same fields for the schema, and a test holds the two together)."""
+    return {
+        "index": segment.index,
+        "prompt": segment.prompt,
+        "is_manual": segment.is_manual,
+        "start_seconds": segment.start_seconds,
+        "end_seconds": segment.end_seconds,
+        "duration_seconds": segment.duration_seconds,
+        "render_seconds": segment.render_seconds,
+        "status": segment.status,
+        "progress": round(segment.progress, 1),
+        "provider_status": segment.provider_status,
+        "attempts": segment.attempts,
+        "error": segment.error,
+        "cost_usd": f"{segment.cost_usd:.4f}",
+        "clip_url": _url(segment.clip, url_of),
+        "thumbnail_url": _url(segment.thumbnail, url_of),
+        "last_frame_url": _url(segment.last_frame, url_of),
+        "cached": segment.cached_from_id is not None,
+        "updated_at": _timestamp(segment.updated_at),
+    }
+
+
+def job_status(job: VideoJob) -> dict[str, Any]:
+    """The job-status event: where the job stands, and its files once they exist."""
+    return {
+        "status": job.status,
+        "progress": round(job.progress, 1),
+        "output_url": _url(job.output_video, relative_url),
+        "poster_url": _url(job.poster_image, relative_url),
+        "error": job.error,
+    }
+
+
+def job_state(job: VideoJob) -> dict[str, Any]:
+    """The whole job as the socket sends it on connect and the job page starts from. Reads
+    job.segments.all(): pass a job from selectors.video_job_detail (prefetched)."""
+    segments = [segment_state(s) for s in job.segments.all()]
+    return {
+        "id": str(job.id),
+        "title": job.title,
+        **job_status(job),
+        "duration_seconds": job.duration_seconds,
+        "segment_count": len(segments),
+        "segments": segments,
+    }
+
+
+# --- The seam ------------------------------------------------------------------------------------------
+
+_publisher: Publisher | None = None
+
+
+def register_publisher(publisher: Publisher | None) -> None:
+    """realtime.apps plugs in `publisher(job_id, event, data, job=...)` at start-up."""
+    global _publisher
+    _publisher = publisher
+
+
+def publish_after_commit(
+    job_id: uuid.UUID | str, event: str, data: dict[str, Any], *, job: dict[str, Any] | None = None
+) -> None:
+    """Send `event` to the job's watchers once the surrounding transaction commits. `job` carries the
+    job's status and progress along with a segment's event, so a page never recomputes them."""
+    publisher = _publisher
+    if publisher is None:
+        return
+
+    def send() -> None:
+        try:
+            publisher(job_id, event, data, job=job)
+        except Exception:  # an event is advisory: the database already holds the truth
+            log.warning("could not publish %s for job %s", event, job_id, exc_info=True)
+
+    transaction.on_commit(send)

@@ -1,0 +1,393 @@
+"""The state machine the workers drive: every change a render makes to a segment or a job.
+
+Each worker transition is one row of `SEGMENT_MOVES` or `JOB_MOVES` and goes through one function
+(`_move_segment`, `_move_job`) that, in one transaction: locks the job row (one lock order: job, then
+segments), claims the row with a conditional UPDATE from the row's allowed statuses (so a duplicate
+task, a cancel or a webhook racing it loses cleanly with IllegalTransition), charges the ledger
+(jobs.ledger.charge, the one money path), recomputes the job's progress and publishes the new state
+after commit. The tables are checked against the transition graph in jobs.transitions at import.
+
+No row lock is held across a provider call or an ffmpeg run: workers claim, commit, then work, and come
+back here with the result. Files are written under fresh names before the row names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import File
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import ledger
+from .errors import IllegalTransition, NotFound
+from .events import JOB_ASSEMBLY, JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
+from .files import delete_files, delete_files_after_commit
+from .models import (
+    FINISHED_JOB_STATUSES,
+    IN_FLIGHT_SEGMENT_STATUSES,
+    RENDERING_JOB_STATUSES,
+    JobStatus,
+    Segment,
+    SegmentStatus,
+    SpendKind,
+    VideoJob,
+)
+from .transitions import (
+    JOB_TRANSITIONS,
+    SEGMENT_TRANSITIONS,
+    check_move,
+    claim_job,
+    claim_segment,
+    lock_job_of_segment,
+)
+
+# The share of job progress given to rendering; assembly takes the rest.
+RENDER_SHARE = 90.0
+
+
+@dataclass(frozen=True)
+class Move:
+    sources: frozenset[str]
+    target: str
+
+
+def _moves(graph: dict[str, set[str]], table: dict[str, tuple[set[str], str]]) -> dict[str, Move]:
+    moves = {name: Move(frozenset(sources), target) for name, (sources, target) in table.items()}
+    for move in moves.values():
+        check_move(graph, move.sources, move.target)
+    return moves
+
+
+S = SegmentStatus
+SEGMENT_MOVES = _moves(
+    SEGMENT_TRANSITIONS,
+    {
+        "start": ({S.QUEUED}, S.RENDERING),
+        "record_task": ({S.RENDERING}, S.RENDERING),
+        "report_progress": ({S.RENDERING}, S.RENDERING),
+        "new_attempt": ({S.RENDERING}, S.RENDERING),
+        "complete": ({S.RENDERING}, S.COMPLETED),
+        "fail": (set(IN_FLIGHT_SEGMENT_STATUSES), S.FAILED),
+        # A chained segment whose predecessor did not complete cannot start: cancelled, to be retried.
+        "skip": ({S.PENDING, S.QUEUED}, S.CANCELLED),
+    },
+)
+J = JobStatus
+JOB_MOVES = _moves(
+    JOB_TRANSITIONS,
+    {
+        "start_rendering": ({J.QUEUED}, J.RENDERING),
+        # A run with nothing left to render (a retry after an assembly failure) assembles from queued.
+        "start_assembly": (set(RENDERING_JOB_STATUSES), J.ASSEMBLING),
+        "complete": ({J.ASSEMBLING}, J.COMPLETED),
+        "fail": ({J.QUEUED, J.RENDERING, J.ASSEMBLING}, J.FAILED),
+    },
+)
+
+
+@dataclass(frozen=True)
+class Charge:
+    kind: str
+    amount_usd: Decimal
+    note: str = ""
+    provider_task_id: str | None = None
+
+
+def _move_segment(
+    segment_id: int,
+    move: str,
+    *,
+    charges: tuple[Charge, ...] = (),
+    publish: bool = True,
+    **fields: Any,
+) -> Segment:
+    """Lock, claim, charge, recompute progress and publish one segment transition (see the module doc).
+    Raises IllegalTransition when the segment is not in one of the move's source statuses."""
+    step = SEGMENT_MOVES[move]
+    with transaction.atomic():
+        lock_job_of_segment(segment_id)
+        segment = claim_segment(segment_id, step.target, allowed=step.sources, **fields)
+        for charge in charges:
+            ledger.charge(
+                segment=segment,
+                kind=charge.kind,
+                amount_usd=charge.amount_usd,
+                note=charge.note,
+                provider_task_id=charge.provider_task_id,
+            )
+        if charges:
+            segment.refresh_from_db(fields=["cost_usd"])
+        job = segment.job
+        job.progress = recompute_progress(job)
+        if publish:
+            publish_after_commit(job.id, SEGMENT_STATE, segment_state(segment), job=job_status(job))
+    return segment
+
+
+def _move_job(
+    job_id: uuid.UUID | str, move: str, *, match: dict[str, Any] | None = None, **fields: Any
+) -> VideoJob:
+    """Claim one job transition and publish the job's new status after commit."""
+    step = JOB_MOVES[move]
+    with transaction.atomic():
+        job = claim_job(job_id, step.target, allowed=step.sources, match=match, **fields)
+        publish_after_commit(job.id, JOB_STATUS, job_status(job))
+    return job
+
+
+def recompute_progress(job: VideoJob) -> float:
+    """Job progress while rendering: the duration-weighted mean of its segments' progress, scaled to
+    the render share. Written only while the job renders; returns the job's progress either way."""
+    if job.status not in RENDERING_JOB_STATUSES:
+        return job.progress
+    rows = list(Segment.objects.filter(job_id=job.id).values_list("progress", "start_seconds", "end_seconds"))
+    total = sum(end - start for _, start, end in rows) or 1.0
+    done = sum(progress * (end - start) for progress, start, end in rows) / total
+    progress = round(RENDER_SHARE * done / 100.0, 2)
+    VideoJob.objects.filter(id=job.id, status__in=RENDERING_JOB_STATUSES).update(progress=progress)
+    return progress
+
+
+# --- Segments ---------------------------------------------------------------------------------------
+
+
+def segment_claim(*, segment_id: int, generation: int) -> Segment | None:
+    """Claim a queued segment for rendering (attempts + 1), or resume one left rendering by a lost
+    worker. Returns None when there is nothing to do: the run is stale, or the segment is settled."""
+    with transaction.atomic():
+        lock_job_of_segment(segment_id)
+        segment = Segment.objects.select_related("job").filter(id=segment_id).first()
+        if segment is None or segment.job.render_generation != generation:
+            return None
+        if segment.job.status in FINISHED_JOB_STATUSES:
+            return None
+        if segment.status == SegmentStatus.RENDERING:
+            return segment  # redelivered after a crash: resume, do not count a new attempt
+        if segment.status != SegmentStatus.QUEUED:
+            return None
+        if segment.job.status == JobStatus.QUEUED:
+            _move_job(segment.job_id, "start_rendering")
+        return _move_segment(segment_id, "start", attempts=F("attempts") + 1, error="")
+
+
+def segment_set_provider_task(*, segment_id: int, task_id: str, provider_status: str = "") -> None:
+    """Store the provider's task id before polling, so a restarted worker resumes instead of paying again."""
+    _move_segment(
+        segment_id, "record_task", publish=False, provider_task_id=task_id, provider_status=provider_status
+    )
+
+
+def segment_progress(*, segment_id: int, progress: float, provider_status: str = "") -> bool:
+    """Record progress; returns False when the segment is no longer rendering (cancelled: stop work)."""
+    try:
+        _move_segment(
+            segment_id,
+            "report_progress",
+            progress=max(0.0, min(100.0, float(progress))),
+            provider_status=provider_status or F("provider_status"),
+        )
+    except (IllegalTransition, NotFound):  # cancelled, or its job deleted: the worker stops
+        return False
+    return True
+
+
+def segment_complete(
+    *,
+    segment_id: int,
+    clip: File,
+    last_frame: File | None,
+    thumbnail: File | None,
+    cost_usd: Decimal,
+    cache_key: str = "",
+    cached_from_id: int | None = None,
+    saved_usd: Decimal = Decimal("0"),
+) -> Segment:
+    """Store the finished clip (and its last frame and thumbnail) and mark the segment completed,
+    charging `cost_usd` as a render or, for a clip reused from the render cache (`cached_from_id`),
+    recording `saved_usd` as a cache saving."""
+    segment = Segment.objects.select_related("job").get(id=segment_id)
+    if segment.status != SegmentStatus.RENDERING:
+        raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it cannot complete")
+    old_files = [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
+    # Files are written under fresh names before the row changes, so a reader never sees a torn clip.
+    tag = uuid.uuid4().hex[:8]
+    segment.clip.save(f"{segment.index:04d}-{tag}.mp4", clip, save=False)
+    if last_frame is not None:
+        segment.last_frame.save(f"{segment.index:04d}-{tag}-last.png", last_frame, save=False)
+    if thumbnail is not None:
+        segment.thumbnail.save(f"{segment.index:04d}-{tag}-thumb.jpg", thumbnail, save=False)
+    new_files = [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
+    charges = [Charge(SpendKind.RENDER, cost_usd)]
+    if cached_from_id is not None:
+        note = f"reused the clip of segment {cached_from_id}"
+        charges.append(Charge(SpendKind.CACHE_SAVING, saved_usd, note, provider_task_id=""))
+    try:
+        with transaction.atomic():
+            segment = _move_segment(
+                segment_id,
+                "complete",
+                charges=tuple(charges),
+                clip=segment.clip.name,
+                last_frame=segment.last_frame.name if last_frame is not None else "",
+                thumbnail=segment.thumbnail.name if thumbnail is not None else "",
+                progress=100.0,
+                provider_status="completed",
+                error="",
+                cache_key=cache_key,
+                cached_from_id=cached_from_id,
+            )
+            delete_files_after_commit(old_files)
+    except Exception:
+        delete_files(new_files)
+        raise
+    return segment
+
+
+def segment_fail(*, segment_id: int, error: str, cost_usd: Decimal = Decimal("0")) -> Segment | None:
+    """Mark a rendering (or queued) segment failed with the reason a person will read; `cost_usd` is a
+    render the provider billed that produced nothing usable. None when it had already settled."""
+    try:
+        return _move_segment(
+            segment_id,
+            "fail",
+            charges=(Charge(SpendKind.WASTED, cost_usd, error),),
+            error=error[:4000],
+        )
+    except IllegalTransition:
+        return None
+
+
+def segment_skip(*, segment_id: int, reason: str) -> None:
+    """A chained segment whose predecessor did not complete cannot start: it is cancelled, to be retried."""
+    with contextlib.suppress(IllegalTransition):  # it started or settled meanwhile: nothing to skip
+        _move_segment(segment_id, "skip", error=reason)
+
+
+def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decimal = Decimal("0")) -> bool:
+    """Start another provider render of a rendering segment (the last one failed, or its download
+    expired): record what the lost render cost, forget the provider task and count the attempt.
+    Returns False when the attempts are used up; the segment is then failed with the reason."""
+    wasted = (Charge(SpendKind.WASTED, wasted_cost_usd, reason),)
+    with transaction.atomic():
+        lock_job_of_segment(segment_id)
+        attempts = Segment.objects.filter(id=segment_id).values_list("attempts", flat=True).first()
+        if attempts is not None and attempts >= settings.SEGMENT_MAX_ATTEMPTS:
+            message = f"used all {settings.SEGMENT_MAX_ATTEMPTS} attempts; last: {reason}"
+            _move_segment(segment_id, "fail", charges=wasted, error=message[:4000])
+            return False
+        _move_segment(
+            segment_id,
+            "new_attempt",
+            charges=wasted,
+            attempts=F("attempts") + 1,
+            provider_task_id="",
+            provider_status="resubmitting",
+            progress=0.0,
+            error=reason[:4000],
+        )
+    return True
+
+
+# --- Jobs -------------------------------------------------------------------------------------------
+
+
+def job_assembly_start(*, job_id: uuid.UUID | str, generation: int) -> VideoJob | None:
+    """Claim the job for assembly; None when the run is stale or the job is no longer rendering."""
+    with transaction.atomic():
+        job = VideoJob.objects.select_for_update().filter(id=job_id).first()
+        if job is None or job.render_generation != generation:
+            return None
+        if job.segments.exclude(status=SegmentStatus.COMPLETED).exists():
+            raise IllegalTransition(f"job {job_id} still has segments that are not completed")
+        if job.status == JobStatus.ASSEMBLING:
+            # A redelivered or reaped assembly after the assembler died: assemble again (the output is
+            # written under a new name and claimed once by job_complete).
+            return job
+        try:
+            return _move_job(job_id, "start_assembly", match={"render_generation": generation})
+        except IllegalTransition:
+            return None
+
+
+def job_assembly_progress(*, job_id: uuid.UUID | str, fraction: float) -> None:
+    fraction = max(0.0, min(1.0, fraction))
+    progress = min(RENDER_SHARE + (100.0 - RENDER_SHARE) * fraction, 99.9)
+    with transaction.atomic():
+        VideoJob.objects.filter(id=job_id, status=JobStatus.ASSEMBLING).update(progress=progress)
+        publish_after_commit(
+            job_id,
+            JOB_ASSEMBLY,
+            {"progress": round(fraction * 100, 1)},
+            job={"status": JobStatus.ASSEMBLING, "progress": round(progress, 1)},
+        )
+
+
+def job_complete(*, job_id: uuid.UUID | str, output: File, poster: File | None, duration: float) -> VideoJob:
+    job = VideoJob.objects.get(id=job_id)
+    if job.status != JobStatus.ASSEMBLING:
+        raise IllegalTransition(f"job {job_id} is {job.status}; it cannot complete")
+    old_files = [f.name for f in (job.output_video, job.poster_image) if f]
+    tag = uuid.uuid4().hex[:8]
+    job.output_video.save(f"video-{tag}.mp4", output, save=False)
+    if poster is not None:
+        job.poster_image.save(f"poster-{tag}.jpg", poster, save=False)
+    new_files = [f.name for f in (job.output_video, job.poster_image) if f]
+    try:
+        with transaction.atomic():
+            job = _move_job(
+                job_id,
+                "complete",
+                output_video=job.output_video.name,
+                poster_image=job.poster_image.name if poster is not None else "",
+                output_duration_seconds=duration,
+                progress=100.0,
+                error="",
+                finished_at=timezone.now(),
+            )
+            delete_files_after_commit(old_files)
+    except Exception:
+        delete_files(new_files)
+        raise
+    return job
+
+
+def job_fail(*, job_id: uuid.UUID | str, error: str) -> VideoJob | None:
+    """Fail the job with a reason; finished clips are kept so a retry renders only what failed."""
+    try:
+        return _move_job(job_id, "fail", error=error[:4000], finished_at=timezone.now())
+    except IllegalTransition:
+        return None
+
+
+def stale_work_claim(*, cutoff: datetime) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+    """Claim segments and assemblies that made no progress since `cutoff`, for the reaper to re-queue.
+
+    Each row is claimed with a conditional UPDATE that moves its `updated_at` to now, so two reapers
+    never both re-queue it and it is not reaped again until another stale period has passed. Returns
+    ([(job_id, segment_id, generation)], [(job_id, generation)]).
+    """
+    now = timezone.now()
+    segments: list[tuple[str, int, int]] = []
+    candidates = Segment.objects.filter(
+        status__in=IN_FLIGHT_SEGMENT_STATUSES,
+        updated_at__lt=cutoff,
+        job__status__in=RENDERING_JOB_STATUSES,
+    ).values_list("id", "job_id", "job__render_generation")
+    for segment_id, job_id, generation in candidates:
+        if Segment.objects.filter(id=segment_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
+            segments.append((str(job_id), segment_id, generation))
+    assemblies: list[tuple[str, int]] = []
+    for job_id, generation in VideoJob.objects.filter(
+        status=JobStatus.ASSEMBLING, updated_at__lt=cutoff
+    ).values_list("id", "render_generation"):
+        if VideoJob.objects.filter(id=job_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
+            assemblies.append((str(job_id), generation))
+    return segments, assemblies

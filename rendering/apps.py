@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class RenderingConfig(AppConfig):
+    name = "rendering"
+
+    def ready(self) -> None:
+        # jobs reaches rendering only through seams filled here, so jobs never imports rendering and
+        # the arrows point one way (docs/architecture.md).
+        from jobs.catalogue import register_catalogue
+        from jobs.work_queue import register_run_starter
+
+        from . import tasks  # noqa: F401 - registers the task names that rendering.transport sends
+        from .dispatch import enqueue_render
+        from .providers.registry import get_provider, provider_names
+        from .reaper import reap_stale
+        from .transport import set_sweeper
+
+        register_catalogue(capabilities=lambda name: get_provider(name).capabilities(), names=provider_names)
+        register_run_starter(enqueue_render)
+        set_sweeper(reap_stale)
