@@ -8,11 +8,7 @@ action reports what it did and, for the jobs it could not touch, why. Acting nee
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -22,144 +18,19 @@ from django.utils.html import format_html, format_html_join
 from . import (
     ledger,
     operations,
+    segment_admin,  # noqa: F401  (registers segments and reference images)
     services,
     spend_admin,  # noqa: F401  (registers the ledger and webhook deliveries, read-only)
 )
-from .errors import IllegalTransition, InvalidInput
-from .models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
-
-BADGE_COLOURS = {
-    JobStatus.DRAFT: "#6b7280",
-    JobStatus.QUEUED: "#2563eb",
-    JobStatus.RENDERING: "#7c3aed",
-    JobStatus.ASSEMBLING: "#0891b2",
-    JobStatus.COMPLETED: "#15803d",
-    JobStatus.FAILED: "#b91c1c",
-    JobStatus.CANCELLED: "#92400e",
-}
-
-
-def badge(status: str, label: str) -> str:
-    colour = BADGE_COLOURS.get(status, "#6b7280")
-    return format_html(
-        '<span class="status-badge" data-status="{}" style="background:{};color:#fff;padding:2px 8px;'
-        'border-radius:10px;font-size:11px;white-space:nowrap">{}</span>',
-        status,
-        colour,
-        label,
-    )
-
-
-def file_link(field_file, label: str) -> str:
-    if not field_file:
-        return "-"
-    return format_html('<a href="{}">{}</a>', field_file.url, label)
-
-
-def thumbnail(field_file, width: int = 96) -> str:
-    if not field_file:
-        return "-"
-    return format_html('<img src="{}" width="{}" alt="" loading="lazy">', field_file.url, width)
-
-
-class OperateMixin:
-    def has_operate_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("jobs.operate_videojob")
-
-    def _apply(
-        self,
-        request: HttpRequest,
-        jobs: Iterable[VideoJob],
-        move: Callable[[VideoJob], object],
-        done: str,
-    ) -> None:
-        """Run `move` on each job; report successes in one message and each refusal with its reason."""
-        succeeded, refused = 0, []
-        for job in jobs:
-            try:
-                move(job)
-                succeeded += 1
-            except (IllegalTransition, InvalidInput) as exc:
-                refused.append(f"{job}: {exc}")
-        if succeeded:
-            self.message_user(request, f"{done}: {succeeded} job(s).", messages.SUCCESS)
-        for reason in refused:
-            self.message_user(request, f"Not done for {reason}", messages.WARNING)
-
-
-class SegmentInline(admin.TabularInline):
-    model = Segment
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = (
-        "index",
-        "status_badge",
-        "progress",
-        "attempts",
-        "provider_task_id",
-        "cached",
-        "error",
-        "clip_link",
-        "thumb",
-    )
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="status")
-    def status_badge(self, segment: Segment) -> str:
-        return badge(segment.status, segment.get_status_display())
-
-    @admin.display(description="from cache", boolean=True)
-    def cached(self, segment: Segment) -> bool:
-        return segment.cached_from_id is not None
-
-    @admin.display(description="clip")
-    def clip_link(self, segment: Segment) -> str:
-        return file_link(segment.clip, "clip")
-
-    @admin.display(description="thumbnail")
-    def thumb(self, segment: Segment) -> str:
-        return thumbnail(segment.thumbnail)
-
-
-class ReferenceImageInline(admin.TabularInline):
-    model = ReferenceImage
-    extra = 0
-    can_delete = False
-    fields = ("preview", "segment", "content_type", "width", "height", "size_bytes")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="image")
-    def preview(self, image: ReferenceImage) -> str:
-        return thumbnail(image.image, 120)
-
-
-class ProviderTaskSearch:
-    """Search by prompt, by a job id (whole or its first characters) or by a provider task id."""
-
-    def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        condition = Q(prompt__icontains=term) | Q(segments__provider_task_id=term)
-        try:
-            condition |= Q(id=uuid.UUID(term))
-        except ValueError:
-            if len(term) >= 4 and all(c in "0123456789abcdef-" for c in term.lower()):
-                condition |= Q(id__startswith=term.lower())
-        return queryset.filter(condition).distinct(), True
+from .admin_parts import (
+    OperateMixin,
+    ProviderTaskSearch,
+    ReferenceImageInline,
+    SegmentInline,
+    badge,
+    thumbnail,
+)
+from .models import SegmentStatus, VideoJob
 
 
 @admin.register(VideoJob)
@@ -372,94 +243,3 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context=None):
         extra_context = {**(extra_context or {}), "operations_url": reverse("admin:jobs_operations")}
         return super().changelist_view(request, extra_context=extra_context)
-
-
-@admin.register(Segment)
-class SegmentAdmin(OperateMixin, admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "job_link",
-        "index",
-        "status_badge",
-        "progress",
-        "attempts",
-        "provider_task_id",
-        "cost_usd",
-    )
-    list_filter = ("status", "job__provider")
-    list_select_related = ("job",)
-    search_fields = ("=provider_task_id", "prompt")
-    actions = ["rerender"]
-    readonly_fields = (
-        "job",
-        "index",
-        "prompt",
-        "is_manual",
-        "start_seconds",
-        "end_seconds",
-        "render_seconds",
-        "status",
-        "progress",
-        "provider_task_id",
-        "provider_status",
-        "attempts",
-        "clip",
-        "last_frame",
-        "thumbnail",
-        "cost_usd",
-        "cached_from",
-        "cache_key",
-        "bypass_cache",
-        "error",
-        "updated_at",
-    )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # a segment goes with its job
-
-    @admin.display(description="job")
-    def job_link(self, segment: Segment) -> str:
-        url = reverse("admin:jobs_videojob_change", args=[segment.job_id])
-        return format_html('<a href="{}">{}</a>', url, str(segment.job_id)[:8])
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, segment: Segment) -> str:
-        return badge(segment.status, segment.get_status_display())
-
-    @admin.action(
-        description="Re-render selected segments (and re-assemble their jobs)", permissions=["operate"]
-    )
-    def rerender(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
-        by_job: dict[uuid.UUID, list[int]] = defaultdict(list)
-        for job_id, index in queryset.values_list("job_id", "index"):
-            by_job[job_id].append(index)
-        jobs = VideoJob.objects.in_bulk(list(by_job))
-        self._apply(
-            request,
-            (jobs[job_id] for job_id in by_job),
-            lambda job: services.segment_rerender(job=job, indexes=sorted(by_job[job.id])),
-            "Re-render started",
-        )
-
-
-@admin.register(ReferenceImage)
-class ReferenceImageAdmin(admin.ModelAdmin):
-    list_display = ("id", "preview", "job", "segment", "content_type", "width", "height", "size_bytes")
-    list_select_related = ("job", "segment")
-    readonly_fields = ("job", "segment", "image", "content_type", "width", "height", "size_bytes", "sha256")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    @admin.display(description="image")
-    def preview(self, image: ReferenceImage) -> str:
-        return thumbnail(image.image, 80)
