@@ -8,8 +8,8 @@
 (c) a plain ffmpeg re-encode of the concatenation (concat demuxer + libx264 veryfast + aac)
 (d) a bare ``ffmpeg -f concat -safe 0 -i list -c copy out.mp4``
 
-Targets (DESIGN): ours at least 100x faster than MoviePy, and within 2x of the bare stream copy (our extra
-work is probing and verifying). Exits 1 when a target that was measured fails.
+Targets (docs/architecture.md, Pitfalls): ours at least 100x faster than MoviePy, and within 2x of
+the bare stream copy (our extra work is probing and verifying). Exits 1 when a target that was measured fails.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def targets(rows: Sequence[dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
-    """(description, passed or None when not measured, measured factor) for each DESIGN target."""
+    """(description, passed or None when not measured, measured factor) for each target."""
     seconds = {row["key"]: row["seconds"] for row in rows}
     ours, moviepy, bare = seconds["ours"], seconds["moviepy"], seconds["bare-copy"]
     versus_moviepy = f"ours >= {MOVIEPY_TARGET:.0f}x faster than MoviePy"

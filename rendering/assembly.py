@@ -2,9 +2,12 @@
 
 The concat demuxer with ``-c copy`` joins clips that share codec, size, frame rate and audio layout in a
 fraction of a second; re-encoding the same minute of 720p takes ~100x longer and MoviePy ~300x longer
-(DESIGN, Pitfalls). So: probe every clip, conform only the clips that differ from the job's
+(docs/architecture.md, Pitfalls). So: probe every clip, conform only the clips that differ from the job's
 :class:`~rendering.media_types.ClipTarget` (and within those only the streams that differ), then one stream
 copy. Every file is written under a temporary name and renamed, so a half-written video is never served.
+
+Longer than 400 lines on purpose: comparing, conforming and joining are one decision (what differs decides
+what is re-encoded, which decides what can be copied), read top to bottom in this order.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The media toolkit: probe files, pull exact frames out of them, run ffmpeg, write files atomically.
 
-Why PyAV for reading: the imageio-ffmpeg wheel ships ``ffmpeg`` but no ``ffprobe`` (DESIGN, Pitfalls), so
+Why PyAV for reading: the imageio-ffmpeg wheel ships ``ffmpeg`` but no ``ffprobe`` (docs/architecture.md, Pitfalls), so
 ``ffmpeg.probe()`` fails on these machines; the ``av`` wheel bundles its own libav* libraries and lets us
 decode exactly the frame we want instead of trusting a keyframe seek.
 
@@ -227,7 +227,7 @@ def _last_frame(container: av.container.InputContainer, stream: av.video.stream.
     """The frame with the greatest pts: the one a player shows last.
 
     Not the last *decoded* frame: with B-frames the decoder's last output can be an earlier picture, and a
-    keyframe seek (``-sseof``) lands on the GOP start, not the end (DESIGN, Rendering).
+    keyframe seek (``-sseof``) lands on the GOP start, not the end (docs/architecture.md, Rendering).
     """
     duration = _duration_seconds(container)
     # Seek a little before the end; the seek itself goes back to the GOP's keyframe, so however long the

@@ -1,7 +1,9 @@
 """Text-side helpers shared by every strategy: prompt validation, sentence and scene splitting,
 shared-context extraction, balanced partitioning and composition of the per-segment prompts.
 
-Everything here is pure (no ORM, no Django settings).
+Everything here is pure (no ORM, no Django settings). Longer than 400 lines on purpose: it is the one
+definition of how prompt text is read (sentences, scenes, labels) and written back (whole sentences,
+shared context, cuts between grapheme clusters); the strategies only choose how to divide it.
 
 Shared-context rule
 -------------------

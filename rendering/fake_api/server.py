@@ -8,6 +8,9 @@ segment was created exactly once. `POST /_fake/config` changes the knobs at run 
 
 Given `webhook_url` and `webhook_secret` (a `whsec_...` Standard Webhooks secret), it also delivers a
 signed `video.completed` / `video.failed` event for every video once it finishes, as OpenAI does.
+
+Longer than 400 lines on purpose: it is one protocol's stand-in (routes, validation, lifecycle, knobs and
+counters) and reads best whole, beside the protocol's documentation.
 """
 
 from __future__ import annotations
