@@ -266,6 +266,17 @@ SPECTACULAR_SETTINGS = {
 
 
 # --- Providers ------------------------------------------------------------------------------------
+# The providers this deployment offers, as VideoProvider classes by dotted path: a team adds its own
+# provider by naming its class here, without editing ours.
+VIDEO_PROVIDERS = env_list(
+    "VIDEO_PROVIDERS",
+    [
+        "rendering.providers.local.LocalProvider",
+        "rendering.providers.sora.SoraProvider",
+        "rendering.providers.fal.FalProvider",
+        "rendering.providers.veo.VeoProvider",
+    ],
+)
 # Where the local provider keeps clips between drawing and download.
 LOCAL_PROVIDER_DIR = Path(env_str("LOCAL_PROVIDER_DIR", str(DATA_DIR / "local-provider"))).resolve()
 # Tries of one segment through transient provider errors (429, 5xx, timeouts) before it fails.
@@ -316,8 +327,10 @@ VERTEX_LOCATION = env_str("VERTEX_LOCATION", "us-central1")
 VERTEX_BASE_URL = env_str("VERTEX_BASE_URL")
 # A service-account key file (its token_uri is used as given).
 GOOGLE_APPLICATION_CREDENTIALS = env_str("GOOGLE_APPLICATION_CREDENTIALS")
-# gs://bucket/prefix: Veo writes videos there instead of returning them inline.
+# gs://bucket/prefix: Veo writes videos there instead of returning them inline; they are fetched from
+# Cloud Storage's JSON API at VERTEX_GCS_BASE_URL with the same credentials.
 VERTEX_OUTPUT_GCS_URI = env_str("VERTEX_OUTPUT_GCS_URI")
+VERTEX_GCS_BASE_URL = env_str("VERTEX_GCS_BASE_URL", "https://storage.googleapis.com")
 VERTEX_CONNECT_TIMEOUT = env_float("VERTEX_CONNECT_TIMEOUT", 10.0)
 VERTEX_READ_TIMEOUT = env_float("VERTEX_READ_TIMEOUT", 120.0)
 

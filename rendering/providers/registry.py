@@ -1,12 +1,22 @@
-"""Provider registry: `@register_provider("name")` on a VideoProvider class; `get_provider(name)`."""
+"""Provider registry. The providers a deployment offers are classes named by dotted path in
+settings.VIDEO_PROVIDERS, so a team adds its own provider without editing this module; each class
+registers itself under its name with `@register_provider("name")`. `get_provider(name)` builds one.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from .base import CapabilityError, VideoProvider
 
 _PROVIDERS: dict[str, type[VideoProvider]] = {}
+_loaded: tuple[str, ...] = ()
+_lock = threading.Lock()
 
 
 def register_provider(name: str) -> Callable[[type[VideoProvider]], type[VideoProvider]]:
@@ -20,22 +30,42 @@ def register_provider(name: str) -> Callable[[type[VideoProvider]], type[VideoPr
     return decorator
 
 
-def _load_builtins() -> None:
-    from . import local, sora  # noqa: F401
+def _load_configured() -> None:
+    """Import every class named in VIDEO_PROVIDERS (once per value of the setting)."""
+    global _loaded
+    paths = tuple(settings.VIDEO_PROVIDERS)
+    if paths == _loaded:
+        return
+    with _lock:
+        for path in paths:
+            try:
+                cls = import_string(path)
+            except ImportError as exc:
+                raise ImproperlyConfigured(f"VIDEO_PROVIDERS names {path!r}, which cannot be imported: {exc}")
+            if not (isinstance(cls, type) and issubclass(cls, VideoProvider) and cls.name):
+                raise ImproperlyConfigured(
+                    f"VIDEO_PROVIDERS names {path!r}, which is not a VideoProvider registered with "
+                    "@register_provider"
+                )
+        _loaded = paths
+
+
+def _offered() -> dict[str, type[VideoProvider]]:
+    _load_configured()
+    names = {import_string(path).name for path in _loaded}
+    return {name: cls for name, cls in _PROVIDERS.items() if name in names}
 
 
 def provider_names() -> list[str]:
-    _load_builtins()
-    return sorted(_PROVIDERS)
+    return sorted(_offered())
 
 
 def get_provider(name: str) -> VideoProvider:
-    _load_builtins()
+    offered = _offered()
     try:
-        cls = _PROVIDERS[name]
+        cls = offered[name]
     except KeyError:
-        known = ", ".join(sorted(_PROVIDERS))
         raise CapabilityError(
-            f"unknown provider {name!r}; choose one of: {known}", field="provider"
+            f"unknown provider {name!r}; choose one of: {', '.join(sorted(offered))}", field="provider"
         ) from None
     return cls()
