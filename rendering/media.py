@@ -1,8 +1,9 @@
 """The media toolkit: probe files, pull exact frames out of them, run ffmpeg, write files atomically.
 
 Why PyAV for reading: the imageio-ffmpeg wheel ships ``ffmpeg`` but no ``ffprobe``
-(docs/architecture.md, Pitfalls), so ``ffmpeg.probe()`` fails on these machines; the ``av`` wheel bundles its own libav* libraries and lets us
-decode exactly the frame we want instead of trusting a keyframe seek.
+(docs/architecture.md, Pitfalls), so ``ffmpeg.probe()`` fails on these machines; the ``av`` wheel
+bundles its own libav* libraries and lets us decode exactly the frame we want instead of trusting a
+keyframe seek.
 
 Why ffmpeg-python for writing: filter graphs built in Python are easier to read and test than hand-made
 argument lists, and every invocation goes through :func:`run_ffmpeg` so the binary, the quietness flags
