@@ -41,7 +41,9 @@ def _load_configured() -> None:
             try:
                 cls = import_string(path)
             except ImportError as exc:
-                raise ImproperlyConfigured(f"VIDEO_PROVIDERS names {path!r}, which cannot be imported: {exc}")
+                raise ImproperlyConfigured(
+                    f"VIDEO_PROVIDERS names {path!r}, which cannot be imported: {exc}"
+                ) from exc
             if not (isinstance(cls, type) and issubclass(cls, VideoProvider) and cls.name):
                 raise ImproperlyConfigured(
                     f"VIDEO_PROVIDERS names {path!r}, which is not a VideoProvider registered with "
