@@ -3,6 +3,7 @@ and images made by Pillow."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,8 @@ from django.core.cache import cache
 from PIL import Image
 from rest_framework.test import APIClient
 
-from jobs import services
 from jobs.models import VideoJob
+from tests.factories import UserFactory, VideoJobFactory
 
 EXCEPTION_HANDLER = "jobs.api.exceptions.api_exception_handler"
 
@@ -53,8 +54,8 @@ def anon() -> APIClient:
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(username="carol", password="pw-carol-123", is_staff=True)
+def staff_user(db):
+    return UserFactory(username="carol", is_staff=True)  # password "pw-carol-123"
 
 
 MakeJob = Callable[..., VideoJob]
@@ -62,18 +63,8 @@ MakeJob = Callable[..., VideoJob]
 
 @pytest.fixture
 def make_job(user) -> MakeJob:
-    """make_job(owner=user, **create fields) -> a draft job planned by the real service."""
-
-    def make(owner: Any = None, **overrides: Any) -> VideoJob:
-        fields: dict[str, Any] = {
-            "prompt": "A fox runs. It jumps. It sleeps.",
-            "duration_seconds": 20,
-            "strategy": "even",
-        }
-        fields.update(overrides)
-        return services.video_job_create(owner=owner or user, **fields)
-
-    return make
+    """make_job(owner=user, **JobSpec fields) -> a VideoJobFactory draft, owned by `user` unless told."""
+    return functools.partial(VideoJobFactory, owner=user)
 
 
 def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "PNG", colour=(200, 30, 30)) -> bytes:

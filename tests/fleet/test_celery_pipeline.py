@@ -15,6 +15,7 @@ import pytest
 from jobs import services
 from jobs.models import JobStatus, SegmentStatus, VideoJob
 from rendering.media import probe
+from tests.factories import VideoJobFactory
 from tests.support.worker import wait_for
 
 from .conftest import start_worker
@@ -22,6 +23,8 @@ from .conftest import start_worker
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 TERMINAL = {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+SHOTS = ("Dawn over the bay.", "Boats leave the harbour.", "Gulls follow them.")
+BLOCKED = ("A calm lake.", "A FORBIDDEN thing.", "A quiet forest.")  # the fake API refuses "FORBIDDEN"
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +33,6 @@ def worker(django_db_setup, django_db_blocker, fleet_dirs, fleet_api, redis_clea
         started = start_worker("pipeline", fleet_dirs, fleet_api, concurrency=2)
     yield started
     started.stop()
-
-
-def make_job(
-    user,
-    *,
-    prompts=("Dawn over the bay.", "Boats leave the harbour.", "Gulls follow them."),
-    continuity="parallel",
-) -> VideoJob:
-    return services.video_job_create(
-        owner=user,
-        prompt=" ".join(prompts),
-        duration_seconds=4 * len(prompts),
-        segment_seconds=4,
-        strategy="manual",
-        manual_prompts=list(prompts),
-        provider="sora",
-        size="1280x720",
-        continuity=continuity,
-    )
 
 
 def finish(job: VideoJob, timeout: float = 60) -> VideoJob:
@@ -61,7 +45,7 @@ def finish(job: VideoJob, timeout: float = 60) -> VideoJob:
 
 
 def test_parallel_job_renders_every_segment_at_once_once(worker, fleet_settings, fleet_api, user):
-    job = finish(services.video_job_render(job=make_job(user)))
+    job = finish(services.video_job_render(job=VideoJobFactory(owner=user, sora=True, shots=SHOTS)))
     assert job.status == JobStatus.COMPLETED, job.error
     stats = fleet_api.stats
     assert stats.creates == 3 and set(stats.creates_by_prompt.values()) == {1}
@@ -72,7 +56,8 @@ def test_parallel_job_renders_every_segment_at_once_once(worker, fleet_settings,
 
 
 def test_chain_job_sends_each_previous_last_frame(worker, fleet_settings, fleet_api, user):
-    job = finish(services.video_job_render(job=make_job(user, continuity="chain")))
+    job = VideoJobFactory(owner=user, sora=True, shots=SHOTS, continuity="chain")
+    job = finish(services.video_job_render(job=job))
     assert job.status == JobStatus.COMPLETED, job.error
     segments = list(job.segments.order_by("index"))
     sent = [r["reference_sha256"] for r in fleet_api.stats.requests]
@@ -85,13 +70,14 @@ def test_chain_job_sends_each_previous_last_frame(worker, fleet_settings, fleet_
 
 def test_a_429_storm_is_waited_out(worker, fleet_settings, fleet_api, user):
     fleet_api.config.rate_limit_burst = 5
-    job = finish(services.video_job_render(job=make_job(user)), timeout=90)
+    job = VideoJobFactory(owner=user, sora=True, shots=SHOTS)
+    job = finish(services.video_job_render(job=job), timeout=90)
     assert job.status == JobStatus.COMPLETED, job.error
     assert fleet_api.stats.rejected_429 == 5 and fleet_api.stats.creates == 3
 
 
 def test_moderation_failure_fails_the_job_with_the_providers_words(worker, fleet_settings, fleet_api, user):
-    job = make_job(user, prompts=("A calm lake.", "A FORBIDDEN thing.", "A quiet forest."))
+    job = VideoJobFactory(owner=user, sora=True, shots=BLOCKED)
     job = finish(services.video_job_render(job=job))
     assert job.status == JobStatus.FAILED
     assert "segment 2" in job.error and "blocked by our moderation system" in job.error
@@ -102,7 +88,7 @@ def test_moderation_failure_fails_the_job_with_the_providers_words(worker, fleet
 
 
 def test_retry_renders_only_the_failed_segment(worker, fleet_settings, fleet_api, user):
-    job = make_job(user, prompts=("A calm lake.", "A FORBIDDEN thing.", "A quiet forest."))
+    job = VideoJobFactory(owner=user, sora=True, shots=BLOCKED)
     job = finish(services.video_job_render(job=job))
     kept = {s.index: s.clip.name for s in job.segments.filter(status=SegmentStatus.COMPLETED)}
     services.segment_update_prompt(job=job, index=1, prompt="A harmless heron.")
@@ -121,7 +107,7 @@ def test_expired_download_renders_the_segment_again_and_records_the_cost(
     worker, fleet_settings, fleet_api, user
 ):
     fleet_api.config.expire_next_downloads = 1
-    job = finish(services.video_job_render(job=make_job(user)))
+    job = finish(services.video_job_render(job=VideoJobFactory(owner=user, sora=True, shots=SHOTS)))
     assert job.status == JobStatus.COMPLETED, job.error
     assert fleet_api.stats.expired_downloads == 1 and fleet_api.stats.creates == 4
     attempts = sorted(job.segments.values_list("attempts", flat=True))
@@ -132,7 +118,7 @@ def test_expired_download_renders_the_segment_again_and_records_the_cost(
 
 def test_cancel_stops_in_flight_work(worker, fleet_settings, fleet_api, user):
     fleet_api.config.latency = 6.0
-    job = services.video_job_render(job=make_job(user))
+    job = services.video_job_render(job=VideoJobFactory(owner=user, sora=True, shots=SHOTS))
     wait_for(lambda: job.segments.exclude(provider_task_id="").count() == 3, 30, what="three provider tasks")
     job = services.video_job_cancel(job=job)
     import time
@@ -145,7 +131,7 @@ def test_cancel_stops_in_flight_work(worker, fleet_settings, fleet_api, user):
 
 
 def test_rerender_one_segment_reassembles(worker, fleet_settings, fleet_api, user):
-    job = finish(services.video_job_render(job=make_job(user)))
+    job = finish(services.video_job_render(job=VideoJobFactory(owner=user, sora=True, shots=SHOTS)))
     before = {s.index: s.clip.name for s in job.segments.all()}
     first_video = job.output_video.name
     job = finish(services.segment_rerender(job=job, indexes=[1]))

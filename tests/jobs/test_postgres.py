@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from jobs import render_state, services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
+from tests.factories import VideoJobFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,18 +24,10 @@ def _on_postgres():
     assert connection.vendor == "postgresql", "run with DATABASE_URL set to a PostgreSQL server"
 
 
-def make_job(owner, **overrides) -> VideoJob:
-    fields = {
-        "prompt": "A train crosses a bridge. Snow falls.",
-        "duration_seconds": 30,
-        "strategy": "sentences",
-    }
-    fields.update(overrides)
-    return services.video_job_create(owner=owner, **fields)
-
-
 def test_job_and_segments_round_trip(user):
-    job = make_job(user)
+    job = VideoJobFactory(
+        owner=user, prompt="A train crosses a bridge. Snow falls.", strategy="sentences", duration_seconds=30
+    )
     loaded = VideoJob.objects.prefetch_related("segments").get(id=job.id)
     assert loaded.duration_seconds == 30 and loaded.cost_estimate_usd == Decimal("0")
     assert [(s.index, s.start_seconds, s.end_seconds) for s in loaded.segments.all()] == [
@@ -45,7 +38,7 @@ def test_job_and_segments_round_trip(user):
 
 
 def test_constraints_are_enforced_by_the_database(user):
-    job = make_job(user)
+    job = VideoJobFactory(owner=user)
     with pytest.raises(IntegrityError), transaction.atomic():
         Segment.objects.create(job=job, index=0, prompt="dup", start_seconds=0, end_seconds=1)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -80,7 +73,7 @@ def _race(count: int, work) -> list:
 
 def test_two_renders_race_one_wins(user, settings):
     settings.TASK_RUNNER = "inprocess"
-    job = make_job(user)
+    job = VideoJobFactory(owner=user)
     # Cancel first so that the render path from 'cancelled' is raced without starting real work.
     services.video_job_cancel(job=job)
     results = _race(4, lambda: services.video_job_render(job=VideoJob.objects.get(id=job.id)))
@@ -96,7 +89,7 @@ def test_two_renders_race_one_wins(user, settings):
 
 
 def test_one_worker_claims_a_segment(user):
-    job = make_job(user)
+    job = VideoJobFactory(owner=user)
     VideoJob.objects.filter(id=job.id).update(status=JobStatus.QUEUED, render_generation=1)
     Segment.objects.filter(job=job).update(status=SegmentStatus.QUEUED)
     segment = job.segments.get(index=0)
@@ -110,7 +103,7 @@ def test_one_worker_claims_a_segment(user):
 def test_two_completions_race_one_is_recorded(user, settings):
     from django.core.files.base import ContentFile
 
-    job = make_job(user, duration_seconds=10)
+    job = VideoJobFactory(owner=user, duration_seconds=10)
     VideoJob.objects.filter(id=job.id).update(status=JobStatus.RENDERING, render_generation=1)
     Segment.objects.filter(job=job).update(status=SegmentStatus.RENDERING)
     segment = job.segments.get()

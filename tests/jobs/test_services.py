@@ -12,14 +12,9 @@ from PIL import Image
 from jobs import render_state, services
 from jobs.errors import IllegalTransition, InvalidInput
 from jobs.models import JobStatus, ReferenceImage, Segment, SegmentStatus, VideoJob
+from tests.factories import VideoJobFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def make_job(owner, **overrides) -> VideoJob:
-    fields = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 25, "strategy": "even"}
-    fields.update(overrides)
-    return services.video_job_create(owner=owner, **fields)
 
 
 def png_bytes(size=(64, 48), colour=(200, 30, 30), fmt="PNG") -> bytes:
@@ -30,7 +25,7 @@ def png_bytes(size=(64, 48), colour=(200, 30, 30), fmt="PNG") -> bytes:
 
 class TestCreate:
     def test_plans_segments_and_estimate(self, user):
-        job = make_job(user)
+        job = VideoJobFactory(owner=user, duration_seconds=25)
         segments = list(job.segments.order_by("index"))
         assert job.status == JobStatus.DRAFT
         assert [(s.start_seconds, s.end_seconds) for s in segments] == [(0, 10), (10, 20), (20, 25)]
@@ -40,7 +35,9 @@ class TestCreate:
         assert job.cost_estimate_usd == Decimal("0") and job.billed_seconds_estimate == 25
 
     def test_manual_segments(self, user):
-        job = make_job(user, strategy="manual", duration_seconds=20, manual_prompts=["Dawn", "Dusk"])
+        job = VideoJobFactory(
+            owner=user, strategy="manual", duration_seconds=20, manual_prompts=["Dawn", "Dusk"]
+        )
         assert list(job.segments.values_list("prompt", "is_manual")) == [("Dawn", True), ("Dusk", True)]
 
     @pytest.mark.parametrize(
@@ -57,13 +54,13 @@ class TestCreate:
             ({"size": "1280by720"}, "size", "WIDTHxHEIGHT"),
             ({"continuity": "loop"}, "continuity", "unknown continuity"),
             ({"fps": 0}, "fps", "1 to 120"),
-            ({"strategy": "manual", "manual_prompts": ["only one"]}, "segments", "3"),
+            ({"strategy": "manual", "manual_prompts": ["only one"], "duration_seconds": 25}, "segments", "3"),
             ({"manual_prompts": ["a", "b", "c"]}, "segments", "not 'manual'"),
         ],
     )
     def test_bad_input_names_the_field_and_writes_nothing(self, user, overrides, field, fragment):
         with pytest.raises(InvalidInput) as caught:
-            make_job(user, **overrides)
+            VideoJobFactory(owner=user, **overrides)
         assert field in caught.value.errors, caught.value.errors
         assert fragment.lower() in " ".join(caught.value.errors[field]).lower()
         assert VideoJob.objects.count() == 0 and Segment.objects.count() == 0
@@ -71,7 +68,7 @@ class TestCreate:
 
 class TestTransitions:
     def test_render_queues_every_segment_once(self, user, django_capture_on_commit_callbacks):
-        job = make_job(user)
+        job = VideoJobFactory(owner=user)
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             job = services.video_job_render(job=job)
         assert job.status == JobStatus.QUEUED and job.render_generation == 1
@@ -81,7 +78,7 @@ class TestTransitions:
             services.video_job_render(job=job)
 
     def test_claim_then_complete_then_assemble(self, user):
-        job = services.video_job_render(job=make_job(user, duration_seconds=10))
+        job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=10))
         segment = job.segments.get()
         claimed = render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
         assert claimed.status == SegmentStatus.RENDERING and claimed.attempts == 1
@@ -125,12 +122,12 @@ class TestTransitions:
             services.video_job_cancel(job=done)
 
     def test_assembly_refused_while_segments_unfinished(self, user):
-        job = services.video_job_render(job=make_job(user))
+        job = services.video_job_render(job=VideoJobFactory(owner=user))
         with pytest.raises(IllegalTransition, match="not completed"):
             render_state.job_assembly_start(job_id=job.id, generation=job.render_generation)
 
     def test_complete_requires_rendering(self, user):
-        job = make_job(user, duration_seconds=10)
+        job = VideoJobFactory(owner=user, duration_seconds=10)
         segment = job.segments.get()
         with pytest.raises(IllegalTransition, match="pending; it cannot complete"):
             render_state.segment_complete(
@@ -142,7 +139,7 @@ class TestTransitions:
             )
 
     def test_cancel_stops_queued_segments_and_claims(self, user):
-        job = services.video_job_render(job=make_job(user))
+        job = services.video_job_render(job=VideoJobFactory(owner=user))
         job = services.video_job_cancel(job=job)
         assert job.status == JobStatus.CANCELLED
         assert set(job.segments.values_list("status", flat=True)) == {SegmentStatus.CANCELLED}
@@ -151,7 +148,7 @@ class TestTransitions:
         assert render_state.segment_progress(segment_id=segment.id, progress=50) is False
 
     def test_fail_then_retry_requeues_failed_only(self, user):
-        job = services.video_job_render(job=make_job(user, duration_seconds=20))
+        job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=20))
         first, second = job.segments.order_by("index")
         render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
         render_state.segment_complete(
@@ -166,23 +163,25 @@ class TestTransitions:
         failed = render_state.job_fail(job_id=job.id, error="segment 2 failed")
         assert failed.status == JobStatus.FAILED
         with pytest.raises(IllegalTransition, match="only a failed job"):
-            services.video_job_retry(job=make_job(user))
+            services.video_job_retry(job=VideoJobFactory(owner=user))
         retried = services.video_job_retry(job=failed)
         statuses = dict(retried.segments.values_list("index", "status"))
         assert statuses == {0: SegmentStatus.COMPLETED, 1: SegmentStatus.QUEUED}
         assert retried.render_generation == 2 and retried.error == ""
 
     def test_prompt_override_refused_while_rendering(self, user):
-        job = services.video_job_render(job=make_job(user))
+        job = services.video_job_render(job=VideoJobFactory(owner=user))
         segment = job.segments.first()
         render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
         with pytest.raises(IllegalTransition, match="rendering"):
             services.segment_update_prompt(job=job, index=0, prompt="new")
-        edited = services.segment_update_prompt(job=make_job(user), index=1, prompt=" A new take ")
+        edited = services.segment_update_prompt(
+            job=VideoJobFactory(owner=user), index=1, prompt=" A new take "
+        )
         assert edited.prompt == "A new take" and edited.is_manual
 
     def test_progress_is_duration_weighted(self, user):
-        job = services.video_job_render(job=make_job(user, duration_seconds=15))  # 10 s + 5 s
+        job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=15))  # 10 s + 5 s
         first = job.segments.get(index=0)
         render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
         render_state.segment_progress(segment_id=first.id, progress=50)
@@ -192,7 +191,7 @@ class TestTransitions:
 
 class TestReferenceImages:
     def test_valid_image_is_stored_with_metadata(self, user):
-        job = make_job(user)
+        job = VideoJobFactory(owner=user)
         image = services.reference_image_add(job=job, upload=io.BytesIO(png_bytes()), segment_index=1)
         assert (image.content_type, image.width, image.height, image.segment.index) == (
             "image/png",
@@ -212,27 +211,31 @@ class TestReferenceImages:
     )
     def test_bad_files_are_refused(self, user, payload, fragment):
         with pytest.raises(InvalidInput, match=fragment):
-            services.reference_image_add(job=make_job(user), upload=io.BytesIO(payload))
+            services.reference_image_add(job=VideoJobFactory(owner=user), upload=io.BytesIO(payload))
         assert ReferenceImage.objects.count() == 0
 
     def test_gif_refused_by_content(self, user):
         with pytest.raises(InvalidInput, match="PNG, JPEG or WebP"):
-            services.reference_image_add(job=make_job(user), upload=io.BytesIO(png_bytes(fmt="GIF")))
+            services.reference_image_add(
+                job=VideoJobFactory(owner=user), upload=io.BytesIO(png_bytes(fmt="GIF"))
+            )
 
     def test_size_and_pixel_limits(self, user, settings):
         settings.UPLOAD_MAX_PIXELS = 1000
         with pytest.raises(InvalidInput, match="limit is 1000 pixels"):
-            services.reference_image_add(job=make_job(user), upload=io.BytesIO(png_bytes()))
+            services.reference_image_add(job=VideoJobFactory(owner=user), upload=io.BytesIO(png_bytes()))
         settings.UPLOAD_MAX_BYTES = 10
         with pytest.raises(InvalidInput, match="larger than 10 bytes"):
-            services.reference_image_add(job=make_job(user), upload=io.BytesIO(png_bytes()))
+            services.reference_image_add(job=VideoJobFactory(owner=user), upload=io.BytesIO(png_bytes()))
 
     def test_unknown_segment_index(self, user):
         with pytest.raises(InvalidInput, match="segment_index 7 does not exist"):
-            services.reference_image_add(job=make_job(user), upload=io.BytesIO(png_bytes()), segment_index=7)
+            services.reference_image_add(
+                job=VideoJobFactory(owner=user), upload=io.BytesIO(png_bytes()), segment_index=7
+            )
 
     def test_delete_removes_rows_and_files(self, user, settings, django_capture_on_commit_callbacks):
-        job = make_job(user)
+        job = VideoJobFactory(owner=user)
         image = services.reference_image_add(job=job, upload=io.BytesIO(png_bytes()))
         path = settings.MEDIA_ROOT / image.image.name
         assert path.exists()

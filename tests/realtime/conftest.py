@@ -13,8 +13,8 @@ from django.conf import settings
 from django.test import Client
 from PIL import Image
 
-from jobs import services
 from jobs.models import VideoJob
+from tests.factories import UserFactory, VideoJobFactory
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 HOST = (b"host", b"127.0.0.1")
@@ -49,16 +49,8 @@ async def close_code(communicator: WebsocketCommunicator) -> int:
 
 
 def make_job(owner: Any, **overrides: Any) -> VideoJob:
-    fields: dict[str, Any] = {
-        "prompt": "A lighthouse at night. A storm rolls in. Dawn breaks.",
-        "duration_seconds": 4,
-        "segment_seconds": 2,
-        "strategy": "even",
-        "size": "320x240",
-        "fps": 12,
-    }
-    fields.update(overrides)
-    return services.video_job_create(owner=owner, **fields)
+    """A draft job of two 2 s segments (quick to render for real); JobSpec fields override."""
+    return VideoJobFactory(owner=owner, short=True, **overrides)
 
 
 def jpeg_bytes() -> bytes:
@@ -75,8 +67,8 @@ def no_dispatch(monkeypatch):
 
 
 @pytest.fixture
-def staff_user(django_user_model):
-    return django_user_model.objects.create_user(username="carol", password="pw-carol-123", is_staff=True)
+def staff_user(db):
+    return UserFactory(username="carol", is_staff=True)  # password "pw-carol-123"
 
 
 @pytest.fixture(autouse=True)
