@@ -22,11 +22,12 @@ import binascii
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from standardwebhooks.webhooks import Webhook
 
 from jobs.models import Segment, SegmentStatus, WebhookEvent
@@ -98,26 +99,46 @@ def parse_event(event: Any) -> tuple[str, str, str]:
     return event_id, kind, video_id if isinstance(video_id, str) else ""
 
 
+def _fal_task_ids(request_id: str) -> Q:
+    # fal's task id is "{endpoint id}|{request id}" (rendering.providers.fal.task_id_of); a delivery
+    # names only the request.
+    from .providers.fal import TASK_SEPARATOR
+
+    return Q(provider_task_id__endswith=f"{TASK_SEPARATOR}{request_id}")
+
+
+# provider -> the segments whose stored provider_task_id belongs to the id a delivery names. A provider
+# not listed stores that id itself as the task id (Sora's video id).
+TASK_ID_MATCHERS: dict[str, Callable[[str], Q]] = {"fal": _fal_task_ids}
+
+
+def find_segment(provider: str, video_id: str) -> Segment | None:
+    """The latest segment of a `provider` job whose provider task is the one a delivery names."""
+    matcher = TASK_ID_MATCHERS.get(provider)
+    lookup = matcher(video_id) if matcher is not None else Q(provider_task_id=video_id)
+    return (
+        Segment.objects.select_related("job")
+        .filter(lookup, job__provider=provider)
+        .order_by("-updated_at")
+        .first()
+    )
+
+
 def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") -> str:
     """Record a verified event once and, for a finished video of a rendering segment, run that
     segment's next step now. Returns the outcome: "advanced", "duplicate", "unknown_video",
     "not_rendering" or "ignored_type".
 
-    `event_id` is the delivery's `webhook-id` (Standard Webhooks' idempotency key: a retried delivery
-    repeats it, and it is covered by the signature)."""
+    `event_id` is the delivery's idempotency key, covered by its signature: for Sora the `webhook-id`
+    (Standard Webhooks': a retried delivery repeats it), for fal "fal:{request id}" (fal sends one result
+    per request and repeats it on a retry). `video_id` is the task the delivery names, matched against
+    the segments' provider task ids by find_segment."""
     from .transport import RENDER_SEGMENT, enqueue
 
     with transaction.atomic():
         if WebhookEvent.objects.filter(event_id=event_id).exists():
             return "duplicate"
-        segment = None
-        if video_id:
-            segment = (
-                Segment.objects.select_related("job")
-                .filter(provider_task_id=video_id, job__provider=provider)
-                .order_by("-updated_at")
-                .first()
-            )
+        segment = find_segment(provider, video_id) if video_id else None
         if kind not in HANDLED_TYPES:
             outcome = "ignored_type"
         elif segment is None:
