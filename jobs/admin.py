@@ -30,6 +30,7 @@ from .admin_parts import (
     badge,
     thumbnail,
 )
+from .catalogue import provider_rows
 from .models import SegmentStatus, VideoJob
 
 
@@ -91,6 +92,7 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
                     "reference_fit",
                     "provider",
                     "model",
+                    "fallback_models",
                     "size",
                     "fps",
                     "use_cache",
@@ -233,6 +235,7 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
             "in_flight": operations.segments_in_flight_by_provider(),
             "spend": operations.spend_windows(),
             "spenders": operations.top_spenders(),
+            "providers": provider_rows(),
             "failures": operations.failure_reasons(),
             "workers": operations.worker_health(),
             "changelist_url": reverse("admin:jobs_videojob_changelist"),

@@ -84,6 +84,7 @@ class SegmentInline(admin.TabularInline):
         "progress",
         "attempts",
         "provider_task_id",
+        "rendered_by",
         "cached",
         "error",
         "clip_link",

@@ -29,7 +29,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from . import ledger
-from .catalogue import CapabilityError, provider_capabilities
+from .catalogue import CapabilityError, model_spec
 from .errors import InvalidInput
 from .models import IN_FLIGHT_SEGMENT_STATUSES, RENDERING_JOB_STATUSES, Segment, VideoJob
 
@@ -53,17 +53,16 @@ def cap(name: str) -> Decimal | None:
 
 
 def segments_cost(segments: Iterable[Segment], *, provider: str, model: str, size: str) -> Decimal:
-    """Billed seconds x price of rendering `segments` once each on the job's provider/model/size."""
+    """Billed seconds x price of rendering `segments` once each on one provider/model at one size."""
     try:
-        caps = provider_capabilities(provider)
+        spec = model_spec(provider, model)
+        return sum((spec.cost(s.render_seconds, size) for s in segments), ZERO)
     except CapabilityError:
-        return ZERO  # a provider no longer configured bills nothing through us
-    return sum((caps.cost(model, s.render_seconds, size) for s in segments), ZERO)
+        return ZERO  # a provider or model no longer offered bills nothing through us
 
 
 def run_cost(job: VideoJob, segment_ids: Iterable[int]) -> Decimal:
-    segments = Segment.objects.filter(job=job, id__in=list(segment_ids)).only("render_seconds")
-    return segments_cost(segments, provider=job.provider, model=job.model, size=job.size)
+    return _priced(list(Segment.objects.filter(job=job, id__in=list(segment_ids)).select_related("job")))
 
 
 def reserved(owner_id: Any, *, exclude_job_id: Any = None) -> Decimal:
@@ -73,12 +72,16 @@ def reserved(owner_id: Any, *, exclude_job_id: Any = None) -> Decimal:
     ).select_related("job")
     if exclude_job_id is not None:
         pending = pending.exclude(job_id=exclude_job_id)
+    return _priced(list(pending))
+
+
+def _priced(segments: list[Segment]) -> Decimal:
+    """Segments priced on the model each renders on (the job's, or a fallback's after a failover)."""
     groups: dict[tuple[str, str, str], list[Segment]] = {}
-    for segment in pending.only("render_seconds", "job__provider", "job__model", "job__size"):
-        groups.setdefault((segment.job.provider, segment.job.model, segment.job.size), []).append(segment)
-    return sum(
-        (segments_cost(rows, provider=p, model=m, size=s) for (p, m, s), rows in groups.items()), ZERO
-    )
+    for segment in segments:
+        key = (segment.render_provider, segment.render_model, segment.job.size)
+        groups.setdefault(key, []).append(segment)
+    return sum((segments_cost(rows, provider=p, model=m, size=s) for (p, m, s), rows in groups.items()), ZERO)
 
 
 # --- Status (for the API, the workspace and the CLI) -----------------------------------------------
@@ -211,3 +214,26 @@ def check_run(*, job: VideoJob, segment_ids: Iterable[int], now: datetime | None
             field="budget",
         )
     return cost
+
+
+def check_failover(*, segment: Segment, cost: Decimal, now: datetime | None = None) -> None:
+    """Refuse moving a rendering segment onto a fallback model that costs `cost` when that would go over
+    a cap: the per-job cap on top of what the job spent, and the owner's windows with this segment's
+    reservation at its new price. Call inside the failover's transaction."""
+    job = segment.job
+    old = _priced([segment])
+    job_cap = cap("BUDGET_JOB_MAX_USD")
+    if job_cap is not None and job.cost_spent_usd + cost > job_cap:
+        raise InvalidInput(
+            f"moving segment {segment.index + 1} to a fallback model would cost {money(cost)}; the per-job "
+            f"budget (BUDGET_JOB_MAX_USD) is {money(job_cap)} and this job has spent "
+            f"{money(job.cost_spent_usd)}",
+            field="budget",
+        )
+    for window in windows(job.owner_id, now=now):
+        if window.cap_usd is not None and window.used_usd - old + cost > window.cap_usd:
+            raise InvalidInput(
+                f"moving segment {segment.index + 1} to a fallback model would cost {money(cost)}; your "
+                f"{window.label} budget ({window.setting}) of {money(window.cap_usd)} would be exceeded",
+                field="budget",
+            )

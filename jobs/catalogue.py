@@ -1,7 +1,11 @@
 """The model catalogue: per provider model, the clip lengths it renders, its sizes per resolution, its
-price per second and the inputs it takes. It lives here, below planning, because planning and pricing
-need it; the provider plugins (rendering.providers) fill it at start-up through `register_catalogue`,
-so jobs never imports rendering. See docs/architecture.md, "Adding a provider".
+price per second and the inputs it takes (first frame, last frame, reference images, extension, audio).
+
+It lives here, below planning, because planning and pricing need it; the provider plugins
+(rendering.providers) fill it at start-up through `register_catalogue`, so jobs never imports
+rendering. Defaults ship in each provider's code with the source and date of every figure; an operator
+overrides prices or adds models with a TOML file named by PROVIDER_CATALOG_FILE (jobs.catalogue_file),
+without a deploy. See docs/architecture.md, "Adding a provider".
 """
 
 from __future__ import annotations
@@ -11,6 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from django.conf import settings
+
+from .sizes import parse_size
+
+MONEY_QUANTUM = Decimal("0.0001")
 
 
 class CapabilityError(ValueError):
@@ -38,6 +48,8 @@ class ModelSpec:
     sizes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Lengths allowed per resolution where the model restricts them (Veo: 1080p only at 8 s).
     seconds_by_resolution: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    # Lengths allowed when reference images are sent, where the model restricts them (Veo: 8 s).
+    reference_seconds: tuple[float, ...] | None = None
     # USD per rendered second by resolution ("720p"), with "+audio" where audio is priced apart
     # ("720p+audio"); "*" applies to any resolution not listed.
     price_per_second: Mapping[str, Decimal] = field(default_factory=dict)
@@ -50,6 +62,11 @@ class ModelSpec:
     max_prompt_chars: int = 32000
     # The provider refuses a first-frame image that is not exactly the clip's size (the Videos protocol).
     reference_must_match_size: bool = False
+    # Where a gateway serves this model, when it is not the provider's configured base URL (the Videos
+    # protocol behind Azure for one model and LiteLLM for another), and the environment variable that
+    # holds that gateway's key.
+    endpoint: str = ""
+    api_key_env: str = ""
     source: str = ""  # where the figures come from
     as_of: str = ""  # the date they were read, YYYY-MM-DD
 
@@ -64,123 +81,162 @@ class ModelSpec:
             return None
         return tuple(s for sizes in self.sizes.values() for s in sizes)
 
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What one provider offers, across its models (the planner's and the API's view of it)."""
-
-    models: tuple[str, ...]
-    default_model: str
-    # None: any even WIDTHxHEIGHT is accepted.
-    sizes: tuple[str, ...] | None
-    # None: any length is rendered exactly; else the provider renders only these lengths.
-    clip_seconds: tuple[float, ...] | None
-    # USD per rendered second, by "model" or, more specific, "model@WIDTHxHEIGHT".
-    price_per_second: dict[str, Decimal] = field(default_factory=dict)
-    max_prompt_chars: int = 32000
-    supports_reference_image: bool = True
-    # Sizes per model where a model offers fewer than `sizes`.
-    sizes_by_model: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # The provider refuses a reference image that is not exactly the clip's size (the Videos API).
-    reference_must_match_size: bool = False
-
-    def check_model(self, model: str) -> str:
-        chosen = model or self.default_model
-        if chosen not in self.models:
-            raise CapabilityError(
-                f"unknown model {chosen!r}; this provider offers: {', '.join(self.models)}", field="model"
-            )
-        return chosen
-
-    def check_size(self, size: str, model: str = "") -> str:
-        from .sizes import parse_size
-
+    def check_size(self, size: str) -> str:
         try:
             parse_size(size)
         except ValueError as exc:
             raise CapabilityError(str(exc), field="size") from None
-        allowed = self.sizes_by_model.get(model) or self.sizes
-        if allowed is not None and size not in allowed:
-            who = f"model {model}" if model in self.sizes_by_model else "this provider"
+        offered = self.all_sizes()
+        if offered is not None and size not in offered:
             raise CapabilityError(
-                f"size {size!r} is not offered by {who}; choose one of: {', '.join(allowed)}", field="size"
+                f"size {size!r} is not offered by {self.id}; choose one of: {', '.join(offered)}",
+                field="size",
             )
         return size
 
-    def billed_seconds(self, seconds: float) -> float:
-        """The clip length the provider renders (and bills) for a segment of `seconds`.
+    def lengths_for(self, size: str, *, references: bool = False) -> tuple[float, ...] | None:
+        """The clip lengths the model renders at `size` (None: any length), with reference images when
+        `references`."""
+        lengths = self.seconds_by_resolution.get(self.resolution_of(size)) or self.clip_seconds
+        if references and self.reference_seconds:
+            lengths = tuple(s for s in (lengths or self.reference_seconds) if s in self.reference_seconds)
+        return lengths
 
-        Providers with a fixed set of lengths render the nearest allowed length at or above the
-        segment; assembly trims the extra.
-        """
-        if self.clip_seconds is None:
-            return seconds
-        for allowed in sorted(self.clip_seconds):
-            if allowed + 1e-9 >= seconds:
-                return float(allowed)
-        longest = max(self.clip_seconds)
-        raise CapabilityError(
-            f"segments of {seconds:g} s are longer than this provider's longest clip ({longest:g} s); "
-            f"use segment_seconds of at most {longest:g}",
-            field="segment_seconds",
-        )
+    def price(self, size: str, *, audio: bool = False) -> Decimal:
+        """USD per rendered second at `size`, with a soundtrack when `audio`."""
+        resolution = self.resolution_of(size)
+        keys = [f"{resolution}+audio", "*+audio"] if audio else []
+        keys += [resolution, "*"]
+        for key in keys:
+            if key and key in self.price_per_second:
+                return self.price_per_second[key]
+        raise CapabilityError(f"the catalogue has no price for {self.id} at {size}", field="size")
 
-    def price(self, model: str, size: str = "") -> Decimal:
-        if size and f"{model}@{size}" in self.price_per_second:
-            return self.price_per_second[f"{model}@{size}"]
-        return self.price_per_second.get(model, Decimal("0"))
-
-    def cost(self, model: str, billed_seconds: float, size: str = "") -> Decimal:
+    def cost(self, seconds: float, size: str, *, audio: bool = False) -> Decimal:
         # Providers bill whole seconds; round up so the estimate never undershoots.
-        seconds = Decimal(math.ceil(billed_seconds - 1e-9))
-        return (self.price(model, size) * seconds).quantize(Decimal("0.0001"))
+        whole = Decimal(math.ceil(seconds - 1e-9))
+        return (self.price(size, audio=audio) * whole).quantize(MONEY_QUANTUM)
+
+    def features(self) -> list[str]:
+        names = [
+            ("text_to_video", self.text_to_video),
+            ("first_frame", self.first_frame),
+            ("last_frame", self.last_frame),
+            ("reference_images", self.reference_images > 0),
+            ("extension", self.extension),
+            ("audio", self.audio),
+        ]
+        return [name for name, present in names if present]
+
+
+@dataclass(frozen=True)
+class ProviderCatalogue:
+    """What one provider offers: its models, its default, and the settings it needs to render."""
+
+    provider: str
+    models: tuple[ModelSpec, ...]
+    default_model: str
+    # Settings that must be set before the provider can render (e.g. FAL_KEY).
+    requires: tuple[str, ...] = ()
+    label: str = ""
+    # Other names a job may give for this provider (the Videos protocol was first called "sora").
+    aliases: tuple[str, ...] = ()
+
+    def model(self, model_id: str = "") -> ModelSpec:
+        chosen = model_id or self.default_model
+        for spec in self.models:
+            if spec.id == chosen:
+                return spec
+        offered = ", ".join(spec.id for spec in self.models)
+        raise CapabilityError(f"unknown model {chosen!r}; {self.provider} offers: {offered}", field="model")
+
+    def missing_settings(self) -> list[str]:
+        """The required settings that are not set: the provider is unavailable until they are."""
+        return [name for name in self.requires if not getattr(settings, name, "")]
 
 
 # --- The seam: filled by the provider plugins at start-up ------------------------------------------
 
-CapabilitiesSource = Callable[[str], Capabilities]
+CatalogueSource = Callable[[str], ProviderCatalogue]
 NamesSource = Callable[[], list[str]]
 
-_capabilities: CapabilitiesSource | None = None
+_catalogue: CatalogueSource | None = None
 _names: NamesSource | None = None
 
 
-def register_catalogue(*, capabilities: CapabilitiesSource, names: NamesSource) -> None:
-    """Called once by rendering's AppConfig.ready(): how to read a provider's capabilities by name."""
-    global _capabilities, _names
-    _capabilities, _names = capabilities, names
+def register_catalogue(*, catalogue: CatalogueSource, names: NamesSource) -> None:
+    """Called once by rendering's AppConfig.ready(): how to read a provider's catalogue by name."""
+    global _catalogue, _names
+    _catalogue, _names = catalogue, names
 
 
-def provider_capabilities(name: str) -> Capabilities:
-    """The capabilities of provider `name`; CapabilityError(field="provider") for an unknown name."""
-    if _capabilities is None:
+def _source() -> tuple[CatalogueSource, NamesSource]:
+    if _catalogue is None or _names is None:
         raise RuntimeError("no provider catalogue is registered (is the rendering app installed?)")
-    return _capabilities(name)
+    return _catalogue, _names
+
+
+def provider_catalogue(name: str) -> ProviderCatalogue:
+    """Provider `name`'s catalogue with the operator's file applied; CapabilityError(field="provider")
+    for an unknown name."""
+    from .catalogue_file import apply_overrides
+
+    catalogue, _ = _source()
+    return apply_overrides(catalogue(name))
 
 
 def provider_names() -> list[str]:
-    if _names is None:
-        raise RuntimeError("no provider catalogue is registered (is the rendering app installed?)")
-    return _names()
+    _, names = _source()
+    return names()
+
+
+def model_spec(provider: str, model: str = "") -> ModelSpec:
+    return provider_catalogue(provider).model(model)
+
+
+def check_available(catalogue: ProviderCatalogue) -> None:
+    """Refuse a provider that cannot render here, naming the settings to set."""
+    missing = catalogue.missing_settings()
+    if missing:
+        raise CapabilityError(
+            f"provider {catalogue.provider!r} is not configured on this server: set {' and '.join(missing)}",
+            field="provider",
+        )
 
 
 def provider_rows() -> list[dict[str, Any]]:
-    """Every provider with its models, sizes, lengths and prices: the one listing that the API, the
-    workspace, the admin and `manage.py providers` show."""
+    """Every provider with its models, what each renders and costs, and whether it can be used here: the
+    one listing that the API, the workspace, the admin and `manage.py providers` show."""
     rows = []
     for name in provider_names():
-        caps = provider_capabilities(name)
+        catalogue = provider_catalogue(name)
+        missing = catalogue.missing_settings()
         rows.append(
             {
-                "name": name,
-                "models": list(caps.models),
-                "default_model": caps.default_model,
-                "sizes": list(caps.sizes) if caps.sizes is not None else None,
-                "sizes_by_model": {model: list(sizes) for model, sizes in caps.sizes_by_model.items()},
-                "clip_seconds": list(caps.clip_seconds) if caps.clip_seconds is not None else None,
-                "price_per_second": dict(caps.price_per_second),
-                "max_prompt_chars": caps.max_prompt_chars,
-                "supports_reference_image": caps.supports_reference_image,
+                "name": catalogue.provider,
+                "label": catalogue.label or catalogue.provider,
+                "aliases": list(catalogue.aliases),
+                "available": not missing,
+                "missing_settings": missing,
+                "default_model": catalogue.default_model,
+                "models": [model_row(spec) for spec in catalogue.models],
             }
         )
     return rows
+
+
+def model_row(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "label": spec.label or spec.id,
+        "clip_seconds": list(spec.clip_seconds) if spec.clip_seconds is not None else None,
+        "sizes": {resolution: list(sizes) for resolution, sizes in spec.sizes.items()},
+        "seconds_by_resolution": {res: list(lengths) for res, lengths in spec.seconds_by_resolution.items()},
+        "reference_seconds": list(spec.reference_seconds) if spec.reference_seconds else None,
+        "price_per_second": dict(spec.price_per_second),
+        "features": spec.features(),
+        "reference_images": spec.reference_images,
+        "max_prompt_chars": spec.max_prompt_chars,
+        "source": spec.source,
+        "as_of": spec.as_of,
+    }

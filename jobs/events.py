@@ -67,6 +67,7 @@ def segment_state(segment: Segment, *, url_of: UrlOf = relative_url) -> dict[str
         "thumbnail_url": _url(segment.thumbnail, url_of),
         "last_frame_url": _url(segment.last_frame, url_of),
         "cached": segment.cached_from_id is not None,
+        "rendered_by": segment.rendered_by,
         "updated_at": _timestamp(segment.updated_at),
     }
 

@@ -59,7 +59,8 @@ EDITABLE_SEGMENT_STATUSES = frozenset(
 class Continuity(models.TextChoices):
     PARALLEL = "parallel", "Parallel: all segments at once"
     CHAIN = "chain", "Chain: each segment starts from the previous clip's last frame"
-    REFERENCE = "reference", "Reference: every segment uses the job's reference image"
+    REFERENCE = "reference", "Reference: every segment uses the job's reference images"
+    BRIDGE = "bridge", "Bridge: each segment renders from its keyframe to the next segment's keyframe"
 
 
 class ReferenceFit(models.TextChoices):
@@ -116,6 +117,9 @@ class VideoJob(models.Model):
     use_cache = models.BooleanField(
         default=True, help_text="Reuse an identical finished clip of the same owner instead of paying again"
     )
+    # Models to render a segment on when its provider is down (connection errors, 5xx or capacity
+    # refusals past TRANSIENT_RETRIES; never after a content refusal): "provider:model" strings, in order.
+    fallback_models = models.JSONField(default=list, blank=True)
     # Things a person should know about how the job was planned, e.g. that the llm planner failed and
     # the `sentences` strategy planned it instead. A list of strings.
     notices = models.JSONField(default=list, blank=True)
@@ -160,6 +164,11 @@ class Segment(models.Model):
     end_seconds = models.FloatField()
     # What the provider renders and bills (>= the planned length; the extra is trimmed at assembly).
     render_seconds = models.FloatField(default=0.0)
+    # The provider and model this segment renders on when a failover moved it off the job's (blank: the
+    # job's), and "provider:model" of the render that made its clip.
+    provider = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=80, blank=True)
+    rendered_by = models.CharField(max_length=130, blank=True)
 
     status = models.CharField(
         max_length=20, choices=SegmentStatus.choices, default=SegmentStatus.PENDING, db_index=True
@@ -199,6 +208,15 @@ class Segment(models.Model):
     @property
     def duration_seconds(self) -> float:
         return self.end_seconds - self.start_seconds
+
+    @property
+    def render_provider(self) -> str:
+        """The provider this segment renders on: its own after a failover, else the job's."""
+        return self.provider or self.job.provider
+
+    @property
+    def render_model(self) -> str:
+        return self.model if self.provider else self.job.model
 
 
 class ReferenceImage(models.Model):

@@ -25,9 +25,10 @@ from segmentation.timing import validate_duration, validate_segment_length
 from segmentation.types import SegmentationContext, SegmentationError
 
 from . import budget
-from .catalogue import Capabilities, CapabilityError, provider_capabilities
+from .catalogue import CapabilityError, ModelSpec, check_available, model_spec, provider_catalogue
 from .errors import InvalidInput
 from .models import Continuity, ReferenceFit, Segment, VideoJob
+from .sizes import parse_size
 
 MONEY_QUANTUM = Decimal("0.0001")
 
@@ -49,6 +50,8 @@ class JobSpec:
     fps: int | None = None
     title: str = ""
     use_cache: bool = True
+    # "provider:model" (or "provider" for its default model) to render on when the provider is down.
+    fallback_models: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class CheckedJob:
     fps: int
     plan: Plan
     notices: list[str] = field(default_factory=list)
+    fallback_models: list[str] = field(default_factory=list)
 
 
 def _choice(value: str, choices: Sequence[str], name: str) -> str:
@@ -108,7 +112,9 @@ def _choice(value: str, choices: Sequence[str], name: str) -> str:
     return value
 
 
-def segmentation_context(manual_prompts: Sequence[str] = ()) -> SegmentationContext:
+def segmentation_context(
+    manual_prompts: Sequence[str] = (), *, clip_lengths: Sequence[float] | None = None
+) -> SegmentationContext:
     """The limits every strategy enforces, from settings (the one place they are read)."""
     return SegmentationContext(
         manual_prompts=tuple(manual_prompts),
@@ -118,19 +124,34 @@ def segmentation_context(manual_prompts: Sequence[str] = ()) -> SegmentationCont
         min_segment_seconds=settings.MIN_SEGMENT_SECONDS,
         max_segment_seconds=settings.MAX_SEGMENT_SECONDS,
         max_prompt_chars=settings.MAX_JOB_PROMPT_CHARS,
+        clip_lengths=tuple(clip_lengths) if clip_lengths else None,
+    )
+
+
+def render_length(planned: float, lengths: Sequence[float] | None) -> float:
+    """What the model renders (and bills) for a slice of `planned` seconds: the slice itself when any
+    length is rendered, else the shortest length that covers it (the extra is trimmed at assembly)."""
+    if not lengths:
+        return planned
+    for allowed in sorted(lengths):
+        if allowed + 1e-9 >= planned:
+            return float(allowed)
+    longest = max(lengths)
+    raise CapabilityError(
+        f"a segment of {planned:g} s is longer than the model's longest clip ({longest:g} s)",
+        field="segment_seconds",
     )
 
 
 def price_segments(
-    provider: str, model: str, size: str, rows: Sequence[tuple[int, str, bool, float, float]]
+    provider: str, model: ModelSpec, size: str, rows: Sequence[tuple[int, str, bool, float, float]]
 ) -> Plan:
-    """Price segments given as (index, prompt, is_manual, start, end) on provider/model/size.
-    Raises CapabilityError for what the provider cannot render."""
-    caps = provider_capabilities(provider)
-    chosen = caps.check_model(model)
+    """Price segments given as (index, prompt, is_manual, start, end) on a model at a size.
+    Raises CapabilityError for what the model cannot render."""
+    lengths = model.lengths_for(size)
     segments = []
     for index, prompt, is_manual, start, end in rows:
-        render_seconds = caps.billed_seconds(end - start)
+        render_seconds = render_length(end - start, lengths)
         segments.append(
             PlannedSegment(
                 index=index,
@@ -139,27 +160,162 @@ def price_segments(
                 start_seconds=start,
                 end_seconds=end,
                 render_seconds=render_seconds,
-                cost_usd=caps.cost(chosen, render_seconds, size),
+                cost_usd=model.cost(render_seconds, size),
             )
         )
     return Plan(
         provider=provider,
-        model=chosen,
+        model=model.id,
         size=size,
-        price_per_second=caps.price(chosen, size),
+        price_per_second=model.price(size),
         billed_seconds=round(sum(s.render_seconds for s in segments), 3),
         cost_usd=sum((s.cost_usd for s in segments), Decimal("0")).quantize(MONEY_QUANTUM),
         segments=segments,
     )
 
 
-def _check_prompts_fit(caps: Capabilities, prompts: Sequence[str]) -> None:
-    too_long = [i + 1 for i, prompt in enumerate(prompts) if len(prompt) > caps.max_prompt_chars]
+def uses_reference_slots(continuity: str, model: ModelSpec) -> bool:
+    """True when the job's images go on the model's reference slots (rendering.frames sends them)."""
+    return continuity == Continuity.REFERENCE and model.reference_images > 0
+
+
+def _check_prompts_fit(model: ModelSpec, prompts: Sequence[str]) -> None:
+    too_long = [i + 1 for i, prompt in enumerate(prompts) if len(prompt) > model.max_prompt_chars]
     if too_long:
         raise InvalidInput(
-            f"segment prompts {too_long} exceed this provider's {caps.max_prompt_chars}-character limit",
+            f"segment prompts {too_long} exceed {model.id}'s {model.max_prompt_chars}-character limit",
             field="segments",
         )
+
+
+# What each continuity mode needs of the model, and how to say it when the model lacks it.
+CONTINUITY_NEEDS: dict[str, tuple[Callable[[ModelSpec], bool], str]] = {
+    Continuity.CHAIN: (lambda m: m.first_frame, "a model that starts a clip from a given first frame"),
+    Continuity.BRIDGE: (
+        lambda m: m.first_frame and m.last_frame,
+        "a model that renders between a given first and last frame",
+    ),
+    Continuity.REFERENCE: (
+        lambda m: m.reference_images > 0 or m.first_frame,
+        "a model that takes reference images or a first frame",
+    ),
+}
+
+
+def _check_model(spec: JobSpec, provider: str, size: str) -> ModelSpec:
+    """The model the job names (or the provider's default), checked against the size, the continuity
+    and this server's configuration; every problem reported at once."""
+    errors: dict[str, list[str]] = {}
+    try:
+        catalogue = provider_catalogue(provider)
+    except CapabilityError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    try:
+        check_available(catalogue)
+    except CapabilityError as exc:
+        errors.setdefault(exc.field, []).append(exc.message)
+    try:
+        model = catalogue.model(spec.model)
+    except CapabilityError as exc:
+        errors.setdefault(exc.field, []).append(exc.message)
+        raise InvalidInput(errors) from None
+    try:
+        model.check_size(size)
+    except CapabilityError as exc:
+        errors.setdefault(exc.field, []).append(exc.message)
+    needs = CONTINUITY_NEEDS.get(spec.continuity)
+    if needs is not None and not needs[0](model):
+        errors.setdefault("continuity", []).append(
+            f"continuity {spec.continuity!r} needs {needs[1]}; {model.id} does not"
+        )
+    if errors:
+        raise InvalidInput(errors)
+    return model
+
+
+MAX_FALLBACKS = 3
+
+
+def _check_fallbacks(
+    spec: JobSpec, provider: str, primary: ModelSpec, size: str, plan: Plan
+) -> tuple[list[str], list[str]]:
+    """The fallback models as "provider:model", each usable here at the job's size and continuity; and,
+    in words, the segments a fallback could not take over (its clips are shorter than the segment)."""
+    if isinstance(spec.fallback_models, str) or not all(isinstance(f, str) for f in spec.fallback_models):
+        raise InvalidInput(
+            'fallback_models must be a list of "provider:model" texts', field="fallback_models"
+        )
+    if len(spec.fallback_models) > MAX_FALLBACKS:
+        raise InvalidInput(f"at most {MAX_FALLBACKS} fallback models", field="fallback_models")
+    chosen, notes, errors = [], [], []
+    primary_key = f"{provider_catalogue(provider).provider}:{primary.id}"
+    for number, text in enumerate(spec.fallback_models, start=1):
+        name, _, model_id = text.partition(":")
+        try:
+            catalogue = provider_catalogue(name.strip())
+            missing = catalogue.missing_settings()
+            if missing:  # said, and the rest of the entry still checked
+                errors.append(
+                    f"fallback {number} ({text}): set {' and '.join(missing)} to use {catalogue.provider}"
+                )
+            model = catalogue.model(model_id.strip())
+            model.check_size(size)
+            needs = CONTINUITY_NEEDS.get(spec.continuity)
+            if needs is not None and not needs[0](model):
+                raise CapabilityError(f"continuity {spec.continuity!r} needs {needs[1]}", field="continuity")
+        except CapabilityError as exc:
+            errors.append(f"fallback {number} ({text}): {exc.message}")
+            continue
+        key = f"{catalogue.provider}:{model.id}"
+        if key == primary_key or key in chosen:
+            errors.append(f"fallback {number} ({text}) repeats a model already in the list")
+            continue
+        chosen.append(key)
+        lengths = model.lengths_for(size)
+        short = [s.index + 1 for s in plan.segments if lengths and s.planned_seconds > max(lengths) + 1e-9]
+        if short:
+            notes.append(f"{key} renders at most {max(lengths):g} s, so it cannot take over segments {short}")
+    if errors:
+        raise InvalidInput({"fallback_models": errors})
+    return chosen, notes
+
+
+def _default_size(provider: str, model_id: str) -> str:
+    """DEFAULT_VIDEO_SIZE where the model renders it, else the model's first size of the same shape (a
+    job that names no size on Kling 2.1, which renders only 1080p, gets 1920x1080)."""
+    default = settings.DEFAULT_VIDEO_SIZE
+    try:
+        offered = provider_catalogue(provider).model(model_id).all_sizes()
+    except CapabilityError:
+        return default  # reported by _check_model
+    if not offered or default in offered:
+        return default
+    width, height = parse_size(default)
+    same_shape = [s for s in offered if (parse_size(s)[0] >= parse_size(s)[1]) == (width >= height)]
+    return (same_shape or list(offered))[0]
+
+
+def _snap_manual(
+    rows: list[tuple[int, str, bool, float, float]], lengths: Sequence[float]
+) -> tuple[list[tuple[int, str, bool, float, float]], list[str]]:
+    """Manual slices snapped one by one to the nearest length the model renders (a tie goes to the longer
+    one), so no second is paid for and thrown away; returns the new slices and what changed, in words."""
+    snapped, changes, start = [], [], 0.0
+    for index, prompt, is_manual, begin, end in rows:
+        planned = end - begin
+        length = min(sorted(lengths), key=lambda allowed: (abs(allowed - planned), -allowed))
+        if abs(length - planned) > 1e-9:
+            changes.append(f"segment {index + 1} {planned:g} s -> {length:g} s")
+        snapped.append((index, prompt, is_manual, round(start, 3), round(start + length, 3)))
+        start += length
+    notices = []
+    if changes:
+        notices.append(
+            "The model renders only clips of "
+            f"{', '.join(f'{a:g}' for a in sorted(lengths))} s, so the manual segments were snapped: "
+            f"{'; '.join(changes)}. The video is {start:g} s long."
+        )
+    return snapped, notices
 
 
 def _check_fields(spec: JobSpec, context: SegmentationContext) -> tuple[float, float, int]:
@@ -210,20 +366,27 @@ def _messages(exc: SegmentationError | InvalidInput, default_field: str) -> dict
 
 
 def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
-    """Check every field of `spec`, split the prompt and price the segments. Raises InvalidInput.
-    `check_budget=False` prices a job without refusing it for its cost (the live estimate)."""
-    context = segmentation_context(spec.manual_prompts)
-    duration, seg_len, fps = _check_fields(spec, context)
+    """Check every field of `spec`, split the prompt into lengths the model renders and price the
+    segments. Raises InvalidInput. `check_budget=False` prices a job without refusing it for its cost
+    (the live estimate)."""
+    duration, seg_len, fps = _check_fields(spec, segmentation_context(spec.manual_prompts))
     provider = spec.provider or settings.DEFAULT_PROVIDER
-    size = spec.size or settings.DEFAULT_VIDEO_SIZE
+    size = spec.size or _default_size(provider, spec.model)
+    model = _check_model(spec, provider, size)
+    lengths = model.lengths_for(size, references=uses_reference_slots(spec.continuity, model))
+    strategy = spec.strategy or settings.DEFAULT_STRATEGY
+    manual = strategy == "manual"
+    # Automatic strategies plan in lengths the model renders; a person's own segments are snapped below.
+    context = segmentation_context(spec.manual_prompts, clip_lengths=None if manual else lengths)
+    notices: list[str] = []
     try:
-        strategy = spec.strategy or settings.DEFAULT_STRATEGY
         specs = segment_prompt(strategy, spec.prompt, duration, seg_len, context)
-        caps = provider_capabilities(provider)
-        caps.check_size(size, caps.check_model(spec.model))
-        _check_prompts_fit(caps, [s.prompt for s in specs])
+        _check_prompts_fit(model, [s.prompt for s in specs])
         rows = [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in specs]
-        plan = price_segments(provider, spec.model, size, rows)
+        if manual and lengths:
+            rows, notices = _snap_manual(rows, lengths)
+            duration = rows[-1][4]
+        plan = price_segments(provider, model, size, rows)
     except (SegmentationError, CapabilityError) as exc:
         raise InvalidInput(exc.message, field=exc.field) from None
     if check_budget:
@@ -232,8 +395,9 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
             billed_seconds=plan.billed_seconds,
             price_per_second=plan.price_per_second,
         )
-    notices = [str(n) for n in context.extra.get("notices", [])]
-    return CheckedJob(spec, duration, seg_len, fps, plan, notices)
+    fallbacks, uncovered = _check_fallbacks(spec, provider, model, size, plan)
+    notices = [str(n) for n in context.extra.get("notices", [])] + notices + uncovered
+    return CheckedJob(spec, duration, seg_len, fps, plan, notices, fallbacks)
 
 
 def plan_for_job(job: VideoJob) -> Plan:
@@ -245,7 +409,7 @@ def plan_for_job(job: VideoJob) -> Plan:
 def plan_for_segments(job: VideoJob, segments: Sequence[Segment]) -> Plan:
     rows = [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in segments]
     try:
-        return price_segments(job.provider, job.model, job.size, rows)
+        return price_segments(job.provider, model_spec(job.provider, job.model), job.size, rows)
     except CapabilityError as exc:
         # The job was valid when stored; the provider's configuration has changed since.
         raise InvalidInput(exc.message, field=exc.field) from None

@@ -26,7 +26,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import ledger
+from . import budget, ledger
+from .catalogue import CapabilityError, model_spec
 from .errors import IllegalTransition, NotFound
 from .events import JOB_ASSEMBLY, JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
 from .files import delete_files, delete_files_after_commit
@@ -40,6 +41,7 @@ from .models import (
     SpendKind,
     VideoJob,
 )
+from .planning import render_length, uses_reference_slots
 from .transitions import (
     JOB_TRANSITIONS,
     SEGMENT_TRANSITIONS,
@@ -74,6 +76,7 @@ SEGMENT_MOVES = _moves(
         "record_task": ({S.RENDERING}, S.RENDERING),
         "report_progress": ({S.RENDERING}, S.RENDERING),
         "new_attempt": ({S.RENDERING}, S.RENDERING),
+        "fail_over": ({S.RENDERING}, S.RENDERING),
         "complete": ({S.RENDERING}, S.COMPLETED),
         "fail": (set(IN_FLIGHT_SEGMENT_STATUSES), S.FAILED),
         # A chained segment whose predecessor did not complete cannot start: cancelled, to be retried.
@@ -240,6 +243,7 @@ def segment_complete(
                 thumbnail=segment.thumbnail.name if thumbnail is not None else "",
                 progress=100.0,
                 provider_status="completed",
+                rendered_by=f"{segment.render_provider}:{segment.render_model}",
                 error="",
                 cache_key=cache_key,
                 cached_from_id=cached_from_id,
@@ -294,6 +298,47 @@ def segment_new_attempt(*, segment_id: int, reason: str, wasted_cost_usd: Decima
             error=reason[:4000],
         )
     return True
+
+
+def segment_fail_over(*, segment_id: int, reason: str) -> str | None:
+    """Move a rendering segment whose provider is down onto the job's next fallback model that can render
+    its planned length at the job's size, re-priced and re-checked against the budget; the provider task
+    is forgotten and the segment is submitted afresh. Returns the new "provider:model", or None when no
+    fallback is left (the caller then fails the segment). Never called after a content refusal."""
+    with transaction.atomic():
+        lock_job_of_segment(segment_id)
+        segment = Segment.objects.select_related("job").get(id=segment_id)
+        job = segment.job
+        chain = [f"{job.provider}:{job.model}", *job.fallback_models]
+        current = f"{segment.render_provider}:{segment.render_model}"
+        later = chain[chain.index(current) + 1 :] if current in chain else []
+        skipped = []
+        for choice in later:
+            provider, model_id = choice.split(":", 1)
+            try:
+                model = model_spec(provider, model_id)
+                references = uses_reference_slots(job.continuity, model)
+                seconds = render_length(
+                    segment.duration_seconds, model.lengths_for(job.size, references=references)
+                )
+            except CapabilityError as exc:
+                skipped.append(f"{choice}: {exc.message}")
+                continue
+            budget.check_failover(segment=segment, cost=model.cost(seconds, job.size))
+            _move_segment(
+                segment_id,
+                "fail_over",
+                provider=provider,
+                model=model_id,
+                render_seconds=seconds,
+                provider_task_id="",
+                provider_status="failing over",
+                progress=0.0,
+                error=f"{reason[:3000]} (moved to {choice})"
+                + (f"; skipped {'; '.join(skipped)}" if skipped else ""),
+            )
+            return choice
+    return None
 
 
 # --- Jobs -------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class SegmentAdmin(OperateMixin, admin.ModelAdmin):
         "progress",
         "attempts",
         "provider_task_id",
+        "rendered_by",
         "cost_usd",
     )
     list_filter = ("status", "job__provider")
@@ -41,6 +42,9 @@ class SegmentAdmin(OperateMixin, admin.ModelAdmin):
         "start_seconds",
         "end_seconds",
         "render_seconds",
+        "provider",
+        "model",
+        "rendered_by",
         "status",
         "progress",
         "provider_task_id",

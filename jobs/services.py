@@ -108,6 +108,7 @@ def _store_job(owner: Any, checked: CheckedJob) -> VideoJob:
         cost_estimate_usd=plan.cost_usd,
         billed_seconds_estimate=plan.billed_seconds,
         use_cache=bool(spec.use_cache),
+        fallback_models=checked.fallback_models,
         # e.g. the llm planner's fallback to `sentences`, for the person to see.
         notices=checked.notices,
     )
@@ -188,11 +189,7 @@ def reference_image_delete(*, image: ReferenceImage) -> None:
 
 def _start(job: VideoJob, segments_filter: dict[str, Any], *, from_statuses: Iterable[str]) -> VideoJob:
     """Queue the chosen segments of `job` as a new run and hand the run to the workers after commit."""
-    if (
-        job.continuity == Continuity.REFERENCE
-        and not job.reference_images.filter(segment__isnull=True).exists()
-    ):
-        raise InvalidInput("continuity 'reference' needs a reference image for the job", field="continuity")
+    _check_continuity_inputs(job)
     with transaction.atomic():
         job = claim_job(
             job.id,
@@ -225,6 +222,32 @@ def _start(job: VideoJob, segments_filter: dict[str, Any], *, from_statuses: Ite
             publish_after_commit(job.id, SEGMENT_STATE, segment_state(segment), job=status)
         start_run_after_commit(job.id, job.render_generation)
     return job
+
+
+def _check_continuity_inputs(job: VideoJob) -> None:
+    """Refuse a run whose continuity mode lacks the pictures it renders from."""
+    if (
+        job.continuity == Continuity.REFERENCE
+        and not job.reference_images.filter(segment__isnull=True).exists()
+    ):
+        raise InvalidInput(
+            "continuity 'reference' needs a reference image for the job: send it with the job "
+            "(multipart part `reference_image`) or upload it before rendering",
+            field="continuity",
+        )
+    if job.continuity == Continuity.BRIDGE:
+        # Every seam is a keyframe: segment i renders from its own image to segment i+1's.
+        with_keyframe = set(
+            job.reference_images.filter(segment__isnull=False).values_list("segment__index", flat=True)
+        )
+        missing = [i + 1 for i in range(1, job.segments.count()) if i not in with_keyframe]
+        if missing:
+            raise InvalidInput(
+                "continuity 'bridge' renders each segment towards the next one's keyframe: upload a "
+                f"reference image for segment {', '.join(map(str, missing))} (segment_index "
+                f"{', '.join(str(n - 1) for n in missing)})",
+                field="continuity",
+            )
 
 
 def video_job_render(*, job: VideoJob) -> VideoJob:

@@ -8,7 +8,6 @@ path and one error shape. Live progress comes over the job's WebSocket (realtime
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from jobs import selectors
-from jobs.catalogue import provider_names, provider_rows
+from jobs.catalogue import provider_rows
 from jobs.events import job_state
 from jobs.models import ACTIVE_JOB_STATUSES, Continuity
 from segmentation.registry import strategy_choices
@@ -63,6 +62,7 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         "page": "job",
         "job": state,
         "ws_path": f"/ws/video-jobs/{job.id}/",
+        "job_model": f"{job.provider}:{job.model}",
         "api": {
             "job": api_root,
             "render": reverse("api:video-job-render", kwargs={"job_id": job.id}),
@@ -76,18 +76,32 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 def provider_catalog() -> list[dict[str, Any]]:
-    """The catalogue's rows as the new-job page offers them (it only fills its menus from them; prices
-    come from the server's estimate)."""
+    """The catalogue's rows as the new-job page offers them: the menus of providers (unavailable ones
+    disabled, with the reason), models and sizes. Prices come from the server's estimate."""
     catalog = []
     for row in provider_rows():
-        # None means any even size: offer a short list of common ones.
-        sizes = row["sizes"] if row["sizes"] is not None else list(FREE_SIZES)
-        catalog.append({**row, "sizes": sizes, "price_per_second": _prices_as_text(row["price_per_second"])})
+        models = [
+            {
+                "id": model["id"],
+                "label": model["label"],
+                # A model that renders any size gets a short list of common ones.
+                "sizes": [s for sizes in model["sizes"].values() for s in sizes] or list(FREE_SIZES),
+                "features": model["features"],
+            }
+            for model in row["models"]
+        ]
+        reason = f"needs {' and '.join(row['missing_settings'])}" if row["missing_settings"] else ""
+        catalog.append(
+            {
+                "name": row["name"],
+                "label": row["label"],
+                "available": row["available"],
+                "reason": reason,
+                "default_model": row["default_model"],
+                "models": models,
+            }
+        )
     return catalog
-
-
-def _prices_as_text(prices: dict[str, Decimal]) -> dict[str, str]:
-    return {key: format(value.normalize(), "f") for key, value in prices.items()}
 
 
 def _new_job_config() -> dict[str, Any]:
@@ -116,7 +130,7 @@ def _form_choices() -> dict[str, Any]:
     return {
         "strategies": [(name, text) for name, text in strategy_choices() if name != "manual"],
         "continuities": Continuity.choices,
-        "providers": provider_names(),
+        "providers": provider_catalog(),
         "default_provider": settings.DEFAULT_PROVIDER,
         "duration_min": segment,
         "duration_max": slider_max,

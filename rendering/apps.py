@@ -18,6 +18,6 @@ class RenderingConfig(AppConfig):
         from .reaper import reap_stale
         from .transport import set_sweeper
 
-        register_catalogue(capabilities=lambda name: get_provider(name).capabilities(), names=provider_names)
+        register_catalogue(catalogue=lambda name: get_provider(name).catalogue(), names=provider_names)
         register_run_starter(enqueue_render)
         set_sweeper(reap_stale)

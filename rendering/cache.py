@@ -30,9 +30,9 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from jobs.catalogue import ModelSpec, model_spec
 from jobs.models import Continuity, Segment, SegmentStatus
-from jobs.selectors import segment_reference_image
-from rendering.providers.base import Capabilities
+from rendering.frames import Frame, segment_frames
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +51,35 @@ def file_sha256(name: str) -> str | None:
     return digest.hexdigest()
 
 
-def takes_part(segment: Segment, caps: Capabilities) -> bool:
+def takes_part(segment: Segment, model: ModelSpec) -> bool:
     """True when this segment's clip is worth a cache key (its provider bills for it)."""
     job = segment.job
-    return bool(settings.RENDER_CACHE) and caps.price(job.model, job.size) > 0
+    return bool(settings.RENDER_CACHE) and model.price(job.size) > 0
 
 
-def may_reuse(segment: Segment, caps: Capabilities) -> bool:
+def may_reuse(segment: Segment, model: ModelSpec) -> bool:
     """True when a clip may be taken from the cache for this segment instead of rendering it."""
-    return takes_part(segment, caps) and segment.job.use_cache and not segment.bypass_cache
+    return takes_part(segment, model) and segment.job.use_cache and not segment.bypass_cache
+
+
+def _sha(frame: Frame | None) -> str | None:
+    if frame is None:
+        return None
+    return frame.sha256 or file_sha256(frame.name)
 
 
 def key_inputs(segment: Segment) -> dict[str, Any]:
-    """The inputs that decide the clip (mirrors rendering.pipeline's choice of reference image)."""
+    """The inputs that decide the clip, including the pictures it is rendered from (rendering.frames,
+    the same choice the pipeline sends)."""
     job = segment.job
-    reference_sha = continuity_sha = None
-    if job.continuity == Continuity.CHAIN and segment.index > 0:
-        previous = Segment.objects.filter(job=job, index=segment.index - 1).only("last_frame").first()
-        if previous is not None and previous.last_frame:
-            continuity_sha = file_sha256(previous.last_frame.name)
-    else:
-        image = segment_reference_image(segment)
-        reference_sha = image.sha256 if image is not None else None
+    frames = segment_frames(segment, model_spec(segment.render_provider, segment.render_model))
+    chained = job.continuity == Continuity.CHAIN and segment.index > 0
+    reference_sha = None if chained else _sha(frames.first)
+    continuity_sha = _sha(frames.first) if chained else None
     inputs: dict[str, Any] = {
         "v": KEY_VERSION,
-        "provider": job.provider,
-        "model": job.model,
+        "provider": segment.render_provider,
+        "model": segment.render_model,
         "size": job.size,
         "fps": job.fps,
         "billed_seconds": round(float(segment.render_seconds or segment.duration_seconds), 3),
@@ -85,7 +88,11 @@ def key_inputs(segment: Segment) -> dict[str, Any]:
         "reference_sha256": reference_sha,
         "continuity_sha256": continuity_sha,
     }
-    if reference_sha or continuity_sha:
+    if frames.last is not None:
+        inputs["last_frame_sha256"] = _sha(frames.last)
+    if frames.references:
+        inputs["reference_images_sha256"] = [_sha(frame) for frame in frames.references]
+    if reference_sha or continuity_sha or frames.last or frames.references:
         # The image is fitted to the size before it is sent; cover and pad send different pictures.
         inputs["reference_fit"] = job.reference_fit
     return inputs

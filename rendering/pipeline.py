@@ -22,16 +22,16 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from jobs import render_state
+from jobs.catalogue import ModelSpec, model_spec
 from jobs.errors import IllegalTransition
 from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
-from jobs.selectors import segment_reference_image
 from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
+from rendering.frames import Frame, segment_frames
 from rendering.media import MediaError, extract_frame, extract_last_frame, probe
 from rendering.media_types import ClipTarget
 from rendering.providers.base import (
     PERMANENT_FAILURE_CODES,
-    Capabilities,
     ProviderError,
     ProviderTask,
     RenderRequest,
@@ -92,19 +92,15 @@ def _progress_reporter(segment_id: int) -> Callable[..., None]:
     return report
 
 
-def _reference_for(segment: Segment, provider: VideoProvider, work_dir: Path) -> Path | None:
-    """The image this segment starts from, fitted to the job's size when the provider insists."""
-    job = segment.job
-    if job.continuity == Continuity.CHAIN and segment.index > 0:
-        previous = Segment.objects.get(job=job, index=segment.index - 1)
-        source = local_copy(previous.last_frame.name, work_dir) if previous.last_frame else None
-    else:
-        image = segment_reference_image(segment)
-        source = local_copy(image.image.name, work_dir) if image else None
-    if source is None:
+def _fetch(frame: Frame | None, work_dir: Path, name: str, job: VideoJob, model: ModelSpec) -> Path | None:
+    """A local copy of one input picture, fitted to the job's size when the model insists."""
+    if frame is None:
         return None
-    if provider.capabilities().reference_must_match_size:
-        return fit_reference(source, work_dir / "reference", job.size, job.reference_fit)
+    folder = work_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    source = local_copy(frame.name, folder)
+    if model.reference_must_match_size:
+        return fit_reference(source, folder / "fitted", job.size, job.reference_fit)
     return source
 
 
@@ -127,8 +123,9 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                 segment_id=segment_id, error=f"not rendered: segment {previous.index + 1} did not complete"
             )
             return "failed"
-    provider = get_provider(job.provider)
-    caps = provider.capabilities()
+    provider_name = segment.render_provider  # the job's, or a fallback's after a failover
+    provider = get_provider(provider_name)
+    model = model_spec(provider_name, segment.render_model)
     holder = ratelimit.member(segment_id, generation)
     report = _progress_reporter(segment_id)
     try:
@@ -137,13 +134,22 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
             submitted = not segment.provider_task_id
             if not submitted:
                 # Resume the task we already paid for (a poll step, or a worker that died mid-poll).
-                ratelimit.renew(job.provider, holder)
-                task = provider.poll(segment.provider_task_id)
+                ratelimit.renew(provider_name, holder)
+                try:
+                    task = provider.poll(segment.provider_task_id)
+                except ProviderError as exc:
+                    if exc.code != "expired":
+                        raise
+                    # The render finished and was billed, but its result is gone (a worker resumed it
+                    # too late): the clip is lost and must be rendered again.
+                    ratelimit.release(provider_name, holder)
+                    wasted = model.cost(segment.render_seconds, job.size)
+                    return _new_attempt(segment, f"result expired: {exc.message}", wasted)
             else:
-                reused = _reuse_cached_clip(segment, caps)
+                reused = _reuse_cached_clip(segment, model)
                 if reused is not None:
                     return reused
-                wait = ratelimit.before_create(job.provider, holder)
+                wait = ratelimit.before_create(provider_name, holder)
                 if wait > 0:
                     # Over the fleet's limit for this provider: come back later without calling it.
                     _show_waiting(segment)
@@ -156,7 +162,7 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                 delay = task.poll_after if task.poll_after is not None else backoff
                 return PollLater(delay, submitted=submitted)
             # The provider has stopped rendering: its slot is free for the next create.
-            ratelimit.release(job.provider, holder)
+            ratelimit.release(provider_name, holder)
             if task.status == TaskState.FAILED:
                 return _provider_failed(segment, task)
             try:
@@ -165,15 +171,15 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                 if exc.code != "expired":
                     raise
                 # The link expired before we fetched it: the clip is lost and must be rendered again.
-                wasted = caps.cost(job.model, segment.render_seconds, job.size)
+                wasted = model.cost(segment.render_seconds, job.size)
                 return _new_attempt(segment, f"download expired: {exc.message}", wasted)
             clip = _conform(raw, work_dir, job, segment)
             last_frame = extract_last_frame(clip, work_dir / "last.png")
             thumbnail = extract_frame(
                 clip, work_dir / "thumb.jpg", segment.duration_seconds / 2, max_width=320
             )
-            cost = caps.cost(job.model, segment.render_seconds, job.size)
-            key = cache.segment_cache_key(segment) if cache.takes_part(segment, caps) else ""
+            cost = model.cost(segment.render_seconds, job.size)
+            key = cache.segment_cache_key(segment) if cache.takes_part(segment, model) else ""
             with open(clip, "rb") as c, open(last_frame, "rb") as lf, open(thumbnail, "rb") as th:
                 try:
                     render_state.segment_complete(
@@ -187,12 +193,12 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                 except IllegalTransition:
                     return "skipped"  # cancelled meanwhile, or a duplicate delivery completed it first
             if job.started_at is not None:
-                metrics.record_render(job.provider, (timezone.now() - job.started_at).total_seconds())
+                metrics.record_render(provider_name, (timezone.now() - job.started_at).total_seconds())
             return "completed"
     except Abandoned:
         return "abandoned"
     except ProviderError as exc:
-        metrics.record_provider_error(job.provider, exc.code)
+        metrics.record_provider_error(provider_name, exc.code)
         if not exc.permanent:
             raise
         render_state.segment_fail(segment_id=segment_id, error=_provider_message(exc))
@@ -202,19 +208,19 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
         return "failed"
 
 
-def _reuse_cached_clip(segment: Segment, caps: Capabilities) -> str | None:
+def _reuse_cached_clip(segment: Segment, model: ModelSpec) -> str | None:
     """Complete `segment` from an identical finished clip (no provider call), or None to render it.
 
     The files are copied through the storage so that each job owns its own; the segment costs
     nothing and the ledger records what the provider would have billed as saved."""
-    if not cache.may_reuse(segment, caps):
+    if not cache.may_reuse(segment, model):
         return None
     key = cache.segment_cache_key(segment)
     source = cache.find_reusable(segment, key)
     if source is None:
         return None
     job = segment.job
-    saved = caps.cost(job.model, segment.render_seconds, job.size)
+    saved = model.cost(segment.render_seconds, job.size)
     try:
         with contextlib.ExitStack() as stack:
 
@@ -248,7 +254,7 @@ def _show_waiting(segment: Segment) -> None:
 
 def _provider_failed(segment: Segment, task: ProviderTask) -> str | PollLater:
     message = f"{task.error_code or 'failed'}: {task.error_message or 'the provider reported a failure'}"
-    metrics.record_provider_error(segment.job.provider, task.error_code or "failed")
+    metrics.record_provider_error(segment.render_provider, task.error_code or "failed")
     if task.error_code in PERMANENT_FAILURE_CODES:
         render_state.segment_fail(segment_id=segment.id, error=message)
         return "failed"
@@ -273,13 +279,21 @@ def _provider_message(exc: ProviderError) -> str:
 
 def _submit(segment: Segment, provider: VideoProvider, work_dir: Path, report) -> ProviderTask:
     job = segment.job
+    model = model_spec(segment.render_provider, segment.render_model)
+    frames = segment_frames(segment, model)
     request = RenderRequest(
         prompt=segment.prompt,
         seconds=segment.render_seconds or segment.duration_seconds,
         size=job.size,
         fps=job.fps,
-        model=job.model,
-        reference_image=_reference_for(segment, provider, work_dir),
+        model=segment.render_model,
+        reference_image=_fetch(frames.first, work_dir, "first", job, model),
+        last_frame=_fetch(frames.last, work_dir, "last", job, model),
+        reference_images=tuple(
+            path
+            for number, frame in enumerate(frames.references)
+            if (path := _fetch(frame, work_dir, f"reference-{number}", job, model)) is not None
+        ),
         segment_index=segment.index,
         segment_count=job.segments.count(),
         job_key=str(job.id),

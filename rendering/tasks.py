@@ -12,11 +12,13 @@ from celery import shared_task
 from django.conf import settings
 
 from jobs import render_state
+from jobs.errors import InvalidInput
 from jobs.models import Segment, SegmentStatus
 from sora_controller.logs import log_context
 
 from . import dispatch, pipeline, ratelimit
 from .providers.base import ProviderError
+from .providers.registry import get_provider
 from .transport import ASSEMBLE_JOB, RENDER_SEGMENT
 
 log = logging.getLogger(__name__)
@@ -67,12 +69,18 @@ def _render_until_settled(
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
             transient += 1
             if transient >= settings.TRANSIENT_RETRIES:
-                render_state.segment_fail(
-                    segment_id=segment_id, error=f"gave up after {transient} tries: {exc.message}"
+                reason = f"gave up after {transient} tries: {exc.message}"
+                moved = _fail_over(segment_id, reason)
+                if moved is None:
+                    render_state.segment_fail(segment_id=segment_id, error=reason)
+                    return "failed"
+                log.warning("segment %s: provider down (%s); moved to %s", segment_id, exc, moved)
+                transient, polls, delay = 0, 0, 0.0
+            else:
+                delay = backoff_seconds(transient, exc.retry_after)
+                log.info(
+                    "segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay
                 )
-                return "failed"
-            delay = backoff_seconds(transient, exc.retry_after)
-            log.info("segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay)
         except Exception as exc:  # never let one segment stall the job: record it and move on
             log.exception("render_segment %s of job %s crashed", segment_id, job_id)
             render_state.segment_fail(
@@ -99,6 +107,24 @@ def _render_until_settled(
             # Waiting on a provider goes to the poll queue, so polls never queue behind new submits.
             queue=settings.POLL_QUEUE,
         )
+
+
+def _fail_over(segment_id: int, reason: str) -> str | None:
+    """The segment's provider stayed down: ask it (best effort) to stop the task we leave behind, then move
+    the segment to the job's next fallback model. None when there is none, or the budget refuses it."""
+    segment = Segment.objects.select_related("job").filter(id=segment_id).first()
+    if segment is None or segment.status != SegmentStatus.RENDERING:
+        return None
+    if segment.provider_task_id:
+        try:
+            get_provider(segment.render_provider).cancel(segment.provider_task_id)
+        except Exception:  # the provider is down: that is why we leave; its task may finish unseen
+            log.info("segment %s: could not cancel %s", segment_id, segment.provider_task_id)
+    try:
+        return render_state.segment_fail_over(segment_id=segment_id, reason=reason)
+    except InvalidInput as exc:  # over budget on the fallback model
+        render_state.segment_fail(segment_id=segment_id, error=f"{reason}; no failover: {exc}")
+        return None
 
 
 def _eager_wait(segment_id: int, delay: float) -> None:

@@ -21,6 +21,8 @@ from .types import SegmentationContext, SegmentationError, SegmentSpec
 
 __all__ = [
     "build_specs",
+    "fit_lengths",
+    "fitted_boundaries",
     "format_number",
     "plan_boundaries",
     "segment_count",
@@ -97,10 +99,82 @@ def _to_millis(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def plan_boundaries(
-    duration: float, segment_length: float, min_segment_seconds: float = 1.0
+def fit_lengths(
+    duration: float, target: float, allowed: Sequence[float], min_segment_seconds: float = 1.0
+) -> list[float]:
+    """Clip lengths, each one the model renders, for a video of `duration` asked in segments of about
+    `target` seconds: summing to the duration exactly where the lengths allow it, else to the smallest
+    sum above it (the overshoot is trimmed from the last clip only, which must keep at least
+    `min_segment_seconds`); among those, the lengths closest to the target, then the fewest. Longest
+    first, so the trimmed clip is the shortest. E.g. 30 s at 10: 8+8+8+6 on (4, 6, 8), 10+10+10 on
+    (5, 10), 12+12+8 on (4, 8, 12) with the last shown for 6 s.
+
+    Work is in whole milliseconds divided by the lengths' common divisor, so a 30-minute job on any
+    real set of lengths is a small dynamic programme.
+    """
+    lengths = sorted({_to_millis(a) for a in allowed if math.isfinite(a) and _to_millis(a) > 0})
+    if not lengths:
+        raise SegmentationError("the model renders no clip lengths", field="segment_seconds")
+    unit = math.gcd(*lengths)
+    steps = [length // unit for length in lengths]
+    total_ms, target_ms = _to_millis(duration), _to_millis(target)
+    need = -(-total_ms // unit)  # ceil: the sum must reach the duration
+    limit = need + max(steps)
+    # best[s] = (sum of |length - target| in ms, count, last step) of the best way to sum to s units.
+    best: list[tuple[int, int, int] | None] = [None] * (limit + 1)
+    best[0] = (0, 0, 0)
+    for total in range(1, limit + 1):
+        for step in steps:
+            previous = best[total - step] if total >= step else None
+            if previous is None:
+                continue
+            candidate = (previous[0] + abs(step * unit - target_ms), previous[1] + 1, step)
+            if best[total] is None or candidate[:2] < best[total][:2]:
+                best[total] = candidate
+    min_ms = max(0, _to_millis(min_segment_seconds))
+    candidates: list[list[int]] = []
+    for total in range(need, limit + 1):
+        if best[total] is None:
+            continue
+        picked: list[int] = []
+        rest = total
+        while rest:
+            step = best[rest][2]
+            picked.append(step * unit)
+            rest -= step
+        picked.sort(reverse=True)
+        if picked[-1] - (total * unit - total_ms) >= min(min_ms, total_ms):
+            return [ms / 1000 for ms in picked]
+        candidates.append(picked)
+    # Every sum leaves the trimmed clip shorter than the minimum: keep the smallest overshoot anyway.
+    return [ms / 1000 for ms in candidates[0]]
+
+
+def fitted_boundaries(
+    duration: float, target: float, allowed: Sequence[float], min_segment_seconds: float = 1.0
 ) -> list[tuple[float, float]]:
-    """Contiguous `(start, end)` slices covering `[0, duration]`; see the module docstring for the rule."""
+    """`fit_lengths` as contiguous shown slices: the last ends at the duration (its clip is trimmed)."""
+    boundaries: list[tuple[float, float]] = []
+    start_ms = 0
+    lengths = fit_lengths(duration, target, allowed, min_segment_seconds)
+    for index, length in enumerate(lengths):
+        end_ms = start_ms + _to_millis(length)
+        end = float(duration) if index == len(lengths) - 1 else end_ms / 1000
+        boundaries.append((start_ms / 1000, end))
+        start_ms = end_ms
+    return boundaries
+
+
+def plan_boundaries(
+    duration: float,
+    segment_length: float,
+    min_segment_seconds: float = 1.0,
+    clip_lengths: Sequence[float] | None = None,
+) -> list[tuple[float, float]]:
+    """Contiguous `(start, end)` slices covering `[0, duration]`; see the module docstring for the rule.
+    With `clip_lengths` (what the chosen model renders), the slices are those lengths (`fit_lengths`)."""
+    if clip_lengths:
+        return fitted_boundaries(duration, segment_length, clip_lengths, min_segment_seconds)
     if not math.isfinite(duration) or _to_millis(duration) <= 0:
         raise SegmentationError(
             f"duration_seconds must be a positive number of seconds, got {format_number(duration)}",

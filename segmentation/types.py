@@ -38,4 +38,6 @@ class SegmentationContext:
     min_segment_seconds: float = 1.0
     max_segment_seconds: float = 60.0
     max_prompt_chars: int = 200_000
+    # The clip lengths the chosen model renders: the slices are planned from them (None: any length).
+    clip_lengths: tuple[float, ...] | None = None
     extra: dict = field(default_factory=dict)

@@ -279,6 +279,9 @@ VIDEO_PROVIDERS = env_list(
 )
 # Where the local provider keeps clips between drawing and download.
 LOCAL_PROVIDER_DIR = Path(env_str("LOCAL_PROVIDER_DIR", str(DATA_DIR / "local-provider"))).resolve()
+# A TOML file of model overrides and additions (prices, lengths, sizes, models behind a gateway), read
+# when it changes: see jobs/catalogue_file.py. Empty: the catalogue as shipped.
+PROVIDER_CATALOG_FILE = env_str("PROVIDER_CATALOG_FILE")
 # Tries of one segment through transient provider errors (429, 5xx, timeouts) before it fails.
 TRANSIENT_RETRIES = env_int("TRANSIENT_RETRIES", 8)
 

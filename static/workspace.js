@@ -161,14 +161,19 @@ function initNewJob(config) {
 
   function syncModels() {
     const provider = providers.get(providerSelect.value);
-    fillSelect(modelSelect, provider.models, provider.default_model);
+    fillSelect(modelSelect, provider.models.map((m) => m.id), provider.default_model);
+    // Show each model's name where it has one (the value stays the id the API takes).
+    for (const option of modelSelect.options) {
+      const model = provider.models.find((m) => m.id === option.value);
+      if (model && model.label !== model.id) option.textContent = `${model.label} (${model.id})`;
+    }
     syncSizes();
   }
 
   function syncSizes() {
     const provider = providers.get(providerSelect.value);
-    const sizes = provider.sizes_by_model[modelSelect.value] || provider.sizes;
-    fillSelect(sizeSelect, sizes, config.default_size);
+    const model = provider.models.find((m) => m.id === modelSelect.value) || provider.models[0];
+    fillSelect(sizeSelect, model.sizes, config.default_size);
     updateEstimate();
   }
 
@@ -208,6 +213,8 @@ function initNewJob(config) {
       return;
     }
     const plan = result.data;
+    // The server's plan decides the segments (their lengths fit the model), not the slider's arithmetic.
+    $("#segment-count").textContent = plural(plan.segments.length, "segment");
     cost.textContent = formatMoney(Number(plan.cost_usd));
     const price = Number(plan.price_per_second);
     const perSecond = price ? ` at ${formatMoney(price)}/s` : " (free)";
@@ -638,6 +645,8 @@ function initJobPage(config) {
     progress.textContent = `${(segment.progress || 0).toFixed(0)}%`;
     const parts = [];
     if (segment.attempts > 1) parts.push(`attempt ${segment.attempts}`);
+    // Shown when a failover moved the segment off the job's model.
+    if (segment.rendered_by && segment.rendered_by !== config.job_model) parts.push(`rendered by ${segment.rendered_by}`);
     if (segment.status === "rendering") {
       parts.push(`${(segment.progress || 0).toFixed(0)}%`);
       if (segment.provider_status) parts.push(segment.provider_status.replace(/_/g, " "));

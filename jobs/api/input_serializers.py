@@ -155,6 +155,14 @@ class VideoJobSpecSerializer(StrictInputSerializer):
     )
     size = StrictCharField(required=False, help_text="WIDTHxHEIGHT, e.g. 1280x720.")
     fps = StrictIntegerField(required=False, help_text="Frames per second, 1 to 120.")
+    fallback_models = serializers.ListField(
+        child=StrictCharField(),
+        required=False,
+        max_length=10,
+        help_text='Up to 3 "provider:model" (or "provider" for its default) to render a segment on when its '
+        "provider is down (connection errors, 5xx, capacity refusals past the retry limit; never after a "
+        "content refusal).",
+    )
     render = StrictBooleanField(default=True, help_text="Start rendering at once.")
     use_cache = StrictBooleanField(
         default=True,
@@ -218,6 +226,7 @@ def job_spec(data: dict[str, Any]) -> JobSpec:
         size=data.get("size"),
         fps=data.get("fps"),
         use_cache=data["use_cache"],
+        fallback_models=data.get("fallback_models", ()),
     )
 
 

@@ -122,6 +122,9 @@ class SegmentSerializer(serializers.Serializer):
         read_only=True,
         help_text="The clip is a copy of an identical finished clip (the render cache): nothing was billed.",
     )
+    rendered_by = serializers.CharField(
+        read_only=True, help_text='"provider:model" that rendered the clip (a fallback after a failover).'
+    )
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -186,6 +189,11 @@ class _JobCommonSerializer(serializers.Serializer):
     cost_spent_usd = _money()
     cost_saved_usd = serializers.SerializerMethodField(
         help_text="What the render cache saved this job: the price of the clips it reused."
+    )
+    fallback_models = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text='"provider:model" to render a segment on when its provider is down, in order.',
     )
     use_cache = serializers.BooleanField(
         read_only=True, help_text="Identical finished clips are reused instead of rendered again."
@@ -296,26 +304,51 @@ class StrategySerializer(serializers.Serializer):
     description = serializers.CharField(read_only=True)
 
 
-class ProviderSerializer(serializers.Serializer):
-    name = serializers.CharField(read_only=True)
-    models = serializers.ListField(child=serializers.CharField(), read_only=True)
-    default_model = serializers.CharField(read_only=True)
-    sizes = serializers.ListField(
-        child=serializers.CharField(), read_only=True, allow_null=True, help_text="null: any even WxH."
-    )
-    sizes_by_model = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField(read_only=True, help_text="Send this as `model`.")
+    label = serializers.CharField(read_only=True)
     clip_seconds = serializers.ListField(
         child=serializers.FloatField(),
         read_only=True,
         allow_null=True,
-        help_text="Lengths the provider renders; null: any length.",
+        help_text="Clip lengths the model renders; null: any length. Plans are made of these lengths.",
+    )
+    sizes = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='WIDTHxHEIGHT sizes by resolution, e.g. {"720p": ["1280x720", "720x1280"]}; empty: any.',
+    )
+    seconds_by_resolution = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField()),
+        help_text="Where a resolution allows fewer lengths (Veo: 1080p only at 8 s).",
     )
     price_per_second = serializers.DictField(
-        child=serializers.DecimalField(max_digits=12, decimal_places=4),
-        help_text='USD per second by "model" or "model@WIDTHxHEIGHT".',
+        child=serializers.DecimalField(max_digits=12, decimal_places=6),
+        help_text='USD per second by resolution, "+audio" where a soundtrack costs more, "*" for any.',
+    )
+    features = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="text_to_video, first_frame, last_frame, reference_images, extension, audio.",
+    )
+    reference_images = serializers.IntegerField(
+        read_only=True, help_text="How many reference images it takes."
     )
     max_prompt_chars = serializers.IntegerField(read_only=True)
-    supports_reference_image = serializers.BooleanField(read_only=True)
+    source = serializers.CharField(read_only=True, help_text="Where the figures come from.")
+    as_of = serializers.CharField(read_only=True, help_text="When they were read (YYYY-MM-DD).")
+
+
+class ProviderSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True, help_text="Send this as `provider`.")
+    label = serializers.CharField(read_only=True)
+    aliases = serializers.ListField(child=serializers.CharField(), help_text="Older names still accepted.")
+    available = serializers.BooleanField(
+        read_only=True, help_text="False: this server lacks its credentials; a job naming it is refused."
+    )
+    missing_settings = serializers.ListField(
+        child=serializers.CharField(), help_text="The environment variables to set to make it available."
+    )
+    default_model = serializers.CharField(read_only=True)
+    models = ModelSerializer(many=True, read_only=True)
 
 
 class ErrorSerializer(serializers.Serializer):

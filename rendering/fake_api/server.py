@@ -52,6 +52,7 @@ class FakeConfig:
     failure_rate: float = 0.0  # share of videos that end failed with a transient-looking error
     moderation_word: str = "FORBIDDEN"
     rate_limit_burst: int = 0  # the next N create requests are answered 429
+    server_errors_next: int = 0  # the next N API requests are answered 500 (a gateway's bad minute)
     rate_limit_every: int = 0  # and/or every Nth create request is answered 429
     retry_after: float = 0.2  # seconds, sent as retry-after-ms and retry-after
     expire_after: float = 3600.0  # seconds after completion that content stays downloadable
@@ -103,6 +104,7 @@ class Stats:
     idempotent_replays: int = 0
     rejected_429: int = 0
     rejected_400: int = 0
+    server_errors: int = 0
     polls: int = 0
     downloads: int = 0
     expired_downloads: int = 0
@@ -182,10 +184,21 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _authorised(self) -> bool:
+        """True when the request may proceed: a known key, and no injected server error to answer."""
         auth = self.headers.get("Authorization", "")
         key = self.state.config.api_key
         if not auth.startswith("Bearer ") or (key and auth != f"Bearer {key}"):
             self._send(401, error_body("Incorrect API key provided.", code="invalid_api_key"))
+            return False
+        with self.state.lock:
+            failing = self.state.config.server_errors_next > 0
+            if failing:
+                self.state.config.server_errors_next -= 1
+                self.state.stats.server_errors += 1
+        if failing:
+            self._send(
+                500, error_body("The server had an error while processing your request.", code="server_error")
+            )
             return False
         return True
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The catalogue types live below jobs (planning prices with them); providers build them.
-from jobs.catalogue import Capabilities, CapabilityError, ModelSpec
+from jobs.catalogue import CapabilityError, ModelSpec, ProviderCatalogue
 
 __all__ = [
     "PERMANENT_FAILURE_CODES",
-    "Capabilities",
     "CapabilityError",
     "ModelSpec",
     "ProgressCallback",
+    "ProviderCatalogue",
     "ProviderError",
     "ProviderTask",
     "RenderRequest",
@@ -110,7 +110,8 @@ class VideoProvider(ABC):
     name: str = ""
 
     @abstractmethod
-    def capabilities(self) -> Capabilities: ...
+    def catalogue(self) -> ProviderCatalogue:
+        """The provider's models: lengths, sizes, prices, inputs, and the settings it needs."""
 
     @abstractmethod
     def submit(self, request: RenderRequest, *, on_progress: ProgressCallback | None = None) -> ProviderTask:

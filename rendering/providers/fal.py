@@ -53,9 +53,9 @@ import requests
 from django.conf import settings
 
 from .base import (
-    Capabilities,
     ModelSpec,
     ProgressCallback,
+    ProviderCatalogue,
     ProviderError,
     ProviderTask,
     RenderRequest,
@@ -166,6 +166,7 @@ def _veo(family: str, label: str, prices: dict[str, str], *, references: bool) -
             first_frame=True,
             last_frame=True,
             reference_images=3 if references else 0,
+            reference_seconds=(8.0,) if references else None,  # reference-to-video renders only 8 s
             audio=True,
             max_prompt_chars=20000,
             source=(
@@ -474,33 +475,14 @@ class FalProvider(VideoProvider):
 
     # --- capabilities -------------------------------------------------------------------------------
 
-    def capabilities(self) -> Capabilities:
-        """The union of MODELS. Prices are the silent ones (ModelSpec has the audio prices too);
-        clip_seconds is None because lengths differ per model: plan with each model's ModelSpec."""
-        sizes: list[str] = []
-        prices: dict[str, Decimal] = {}
-        for spec in MODELS:
-            for size in spec.all_sizes() or ():
-                if size not in sizes:
-                    sizes.append(size)
-                resolution = spec.resolution_of(size)
-                price = spec.price_per_second.get(resolution, spec.price_per_second.get("*"))
-                if price is not None:
-                    prices[f"{spec.id}@{size}"] = price
-                    prices.setdefault(spec.id, price)
-        return Capabilities(
-            models=tuple(spec.id for spec in MODELS),
+    def catalogue(self) -> ProviderCatalogue:
+        return ProviderCatalogue(
+            provider=self.name,
+            label="fal.ai queue (Kling, Wan, Seedance, Hailuo, Veo)",
+            models=MODELS,
             default_model=MODELS[0].id,
-            sizes=tuple(sizes),
-            clip_seconds=None,
-            price_per_second=prices,
-            max_prompt_chars=min(spec.max_prompt_chars for spec in MODELS),
-            supports_reference_image=True,
-            sizes_by_model={spec.id: spec.all_sizes() or () for spec in MODELS},
-            reference_must_match_size=False,
+            requires=("FAL_KEY",),
         )
-
-    # --- HTTP ---------------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
         if not self.key:

@@ -24,8 +24,9 @@ from rendering.ffmpeg_binary import ffmpeg_exe, font_file
 from rendering.media_types import parse_size
 
 from .base import (
-    Capabilities,
+    ModelSpec,
     ProgressCallback,
+    ProviderCatalogue,
     ProviderError,
     ProviderTask,
     RenderRequest,
@@ -167,13 +168,23 @@ def build_graph(request: RenderRequest, caption_file: Path, title_file: Path, ou
 
 @register_provider("local")
 class LocalProvider(VideoProvider):
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            models=(LOCAL_MODEL,),
+    def catalogue(self) -> ProviderCatalogue:
+        return ProviderCatalogue(
+            provider=self.name,
+            label="Local renderer (offline, free)",
+            models=(
+                ModelSpec(
+                    provider=self.name,
+                    id=LOCAL_MODEL,
+                    label="Procedural clips drawn with ffmpeg",
+                    clip_seconds=None,  # any length, exactly
+                    sizes={},  # any even WIDTHxHEIGHT
+                    price_per_second={"*": Decimal("0")},
+                    first_frame=True,  # a reference image or the previous clip's last frame, inset
+                    source="this project",
+                ),
+            ),
             default_model=LOCAL_MODEL,
-            sizes=None,
-            clip_seconds=None,
-            price_per_second={LOCAL_MODEL: Decimal("0")},
         )
 
     def _clip_path(self, task_id: str) -> Path:

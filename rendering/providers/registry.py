@@ -19,12 +19,17 @@ _loaded: tuple[str, ...] = ()
 _lock = threading.Lock()
 
 
-def register_provider(name: str) -> Callable[[type[VideoProvider]], type[VideoProvider]]:
+def register_provider(
+    name: str, *, aliases: tuple[str, ...] = ()
+) -> Callable[[type[VideoProvider]], type[VideoProvider]]:
+    """Register a provider class under `name` (and older `aliases` jobs may still name)."""
+
     def decorator(cls: type[VideoProvider]) -> type[VideoProvider]:
-        if name in _PROVIDERS and _PROVIDERS[name] is not cls:
-            raise ValueError(f"provider {name!r} is already registered")
+        for key in (name, *aliases):
+            if key in _PROVIDERS and _PROVIDERS[key] is not cls:
+                raise ValueError(f"provider {key!r} is already registered")
+            _PROVIDERS[key] = cls
         cls.name = name
-        _PROVIDERS[name] = cls
         return cls
 
     return decorator
@@ -54,12 +59,13 @@ def _load_configured() -> None:
 
 def _offered() -> dict[str, type[VideoProvider]]:
     _load_configured()
-    names = {import_string(path).name for path in _loaded}
-    return {name: cls for name, cls in _PROVIDERS.items() if name in names}
+    offered = {import_string(path) for path in _loaded}
+    return {name: cls for name, cls in _PROVIDERS.items() if cls in offered}
 
 
 def provider_names() -> list[str]:
-    return sorted(_offered())
+    """The offered providers by their own names (aliases are accepted, not listed)."""
+    return sorted({cls.name for cls in _offered().values()})
 
 
 def get_provider(name: str) -> VideoProvider:
@@ -68,6 +74,6 @@ def get_provider(name: str) -> VideoProvider:
         cls = offered[name]
     except KeyError:
         raise CapabilityError(
-            f"unknown provider {name!r}; choose one of: {', '.join(sorted(offered))}", field="provider"
+            f"unknown provider {name!r}; choose one of: {', '.join(provider_names())}", field="provider"
         ) from None
     return cls()

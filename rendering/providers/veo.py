@@ -55,9 +55,9 @@ import requests
 from django.conf import settings
 
 from .base import (
-    Capabilities,
     ModelSpec,
     ProgressCallback,
+    ProviderCatalogue,
     ProviderError,
     ProviderTask,
     RenderRequest,
@@ -109,6 +109,7 @@ MODELS: tuple[ModelSpec, ...] = (
         first_frame=True,
         last_frame=True,
         reference_images=3,
+        reference_seconds=(8.0,),  # reference images need 8 s clips
         extension=True,
         audio=True,
         # Veo's prompt limit is 1,024 tokens (LiteLLM's model table); ~4 characters a token.
@@ -130,6 +131,7 @@ MODELS: tuple[ModelSpec, ...] = (
         first_frame=True,
         last_frame=True,
         reference_images=3,
+        reference_seconds=(8.0,),  # reference images need 8 s clips
         extension=True,
         audio=True,
         max_prompt_chars=4000,
@@ -159,31 +161,6 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
 )
 _MODEL_BY_ID = {spec.id: spec for spec in MODELS}
-
-
-def capabilities_from_models(models: tuple[ModelSpec, ...], default_model: str) -> Capabilities:
-    """The planner's view of MODELS. Prices are video-only: jobs do not ask for a soundtrack yet
-    (RenderRequest.audio defaults to False); the "+audio" prices stay in MODELS for when they do."""
-    sizes: list[str] = []
-    prices: dict[str, Decimal] = {}
-    for spec in models:
-        for resolution, offered in spec.sizes.items():
-            for size in offered:
-                if size not in sizes:
-                    sizes.append(size)
-                prices[f"{spec.id}@{size}"] = spec.price_per_second[resolution]
-        prices[spec.id] = spec.price_per_second["720p"]
-    clip_seconds = sorted({s for spec in models for s in (spec.clip_seconds or ())})
-    return Capabilities(
-        models=tuple(spec.id for spec in models),
-        default_model=default_model,
-        sizes=tuple(sizes),
-        clip_seconds=tuple(clip_seconds),
-        price_per_second=prices,
-        max_prompt_chars=min(spec.max_prompt_chars for spec in models),
-        supports_reference_image=True,
-        reference_must_match_size=False,  # Veo crops / resizes a first frame of another size itself
-    )
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -380,10 +357,15 @@ class VeoProvider(VideoProvider):
 
     # --- capabilities -------------------------------------------------------------------------------
 
-    def capabilities(self) -> Capabilities:
-        return capabilities_from_models(MODELS, DEFAULT_MODEL)
-
-    # --- plumbing -----------------------------------------------------------------------------------
+    def catalogue(self) -> ProviderCatalogue:
+        # Needs no configuration to read, so the catalogue lists Veo even where it cannot render yet.
+        return ProviderCatalogue(
+            provider=self.name,
+            label="Veo 3.1 on Vertex AI",
+            models=MODELS,
+            default_model=DEFAULT_MODEL,
+            requires=("VERTEX_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS"),
+        )
 
     def _require_config(self) -> None:
         if not self.project:

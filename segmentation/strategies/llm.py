@@ -302,7 +302,7 @@ def segment_llm(
     """A planning model writes one prompt per time slice, each carrying the shared subject and style."""
     # Bad input is the person's to fix, exactly as with every strategy: no fallback for that.
     prompt, duration, segment_length = validate_job(prompt, duration, segment_length, context)
-    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds)
+    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds, context.clip_lengths)
     client: Client = context.extra.get("llm_client") or ChatClient.from_settings()
     try:
         prompts = plan_with_model(client, prompt, boundaries, context)

@@ -18,7 +18,7 @@ def segment_narrative(
     prompt: str, duration: float, segment_length: float, context: SegmentationContext, divide: Divide
 ) -> list[SegmentSpec]:
     prompt, duration, segment_length = validate_job(prompt, duration, segment_length, context)
-    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds)
+    boundaries = plan_boundaries(duration, segment_length, context.min_segment_seconds, context.clip_lengths)
     parsed = parse_prompt(prompt)
     prompts = compose_segment_prompts(
         parsed, divide(parsed, len(boundaries)), context.max_segment_prompt_chars

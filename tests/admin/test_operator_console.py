@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs import ledger, services
 from jobs.models import JobStatus, Segment, SegmentStatus, SpendEntry, SpendKind, VideoJob, WebhookEvent
+from tests.factories import VideoJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -40,15 +41,6 @@ def runner(django_user_model):
 @pytest.fixture
 def viewer(django_user_model):
     return staff(django_user_model, "viewer", VIEWERS)
-
-
-def make_jobs(owner, count: int, segments: int = 3) -> list[VideoJob]:
-    return [
-        services.video_job_create(
-            owner=owner, prompt=f"Job {i}. " * segments, duration_seconds=10 * segments, strategy="even"
-        )
-        for i in range(count)
-    ]
 
 
 def finished(job: VideoJob, *, with_video: bool = True) -> VideoJob:
@@ -79,11 +71,11 @@ def action(client, name: str, jobs, url=CHANGELIST):
 
 
 def test_changelist_queries_do_not_grow_with_jobs(client, runner, user, django_assert_max_num_queries):
-    make_jobs(user, 3)
+    VideoJobFactory.create_batch(3, owner=user)
     client.force_login(runner)
     with django_assert_max_num_queries(14) as few:
         assert client.get(reverse(CHANGELIST)).status_code == 200
-    make_jobs(user, 25, segments=6)
+    VideoJobFactory.create_batch(25, owner=user, duration_seconds=60)  # six 10 s segments each
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = client.get(reverse(CHANGELIST))
     html = page.content.decode()
@@ -93,7 +85,7 @@ def test_changelist_queries_do_not_grow_with_jobs(client, runner, user, django_a
 def test_change_page_shows_segments_player_and_references(
     client, runner, user, django_assert_max_num_queries
 ):
-    job = finished(make_jobs(user, 1, segments=4)[0])
+    job = finished(VideoJobFactory(owner=user, duration_seconds=40))  # four 10 s segments
     client.force_login(runner)
     url = reverse("admin:jobs_videojob_change", args=[job.id])
     with django_assert_max_num_queries(20) as small:
@@ -103,14 +95,14 @@ def test_change_page_shows_segments_player_and_references(
     assert 'data-testid="admin-video"' in html and job.output_video.url in html
     assert html.count('data-status="completed"') >= 5  # the job and its four segments
     assert 'name="status"' not in html  # read-only: no form field for state
-    big = finished(make_jobs(user, 1, segments=12)[0])
+    big = finished(VideoJobFactory(owner=user, duration_seconds=120))
     with django_assert_max_num_queries(len(small.captured_queries)):
         client.get(reverse("admin:jobs_videojob_change", args=[big.id]))
 
 
 def test_search_by_provider_task_id_and_id_prefix(client, runner, user):
-    job = finished(make_jobs(user, 1)[0])
-    other = make_jobs(user, 1)[0]
+    job = finished(VideoJobFactory(owner=user))
+    other = VideoJobFactory(owner=user)
     client.force_login(runner)
     task_id = job.segments.first().provider_task_id
     page = client.get(reverse(CHANGELIST), {"q": task_id}).content.decode()
@@ -120,8 +112,8 @@ def test_search_by_provider_task_id_and_id_prefix(client, runner, user):
 
 
 def test_filters_by_status_provider_owner_and_date(client, runner, user, other_user):
-    finished(make_jobs(user, 1)[0])
-    make_jobs(other_user, 1)
+    finished(VideoJobFactory(owner=user))
+    VideoJobFactory(owner=other_user)
     client.force_login(runner)
     for query in (
         {"status__exact": "completed"},
@@ -136,7 +128,7 @@ def test_filters_by_status_provider_owner_and_date(client, runner, user, other_u
 
 
 def test_actions_report_what_they_did_and_why_not(client, runner, user, django_capture_on_commit_callbacks):
-    draft, done = make_jobs(user, 2)
+    draft, done = VideoJobFactory.create_batch(2, owner=user)
     finished(done)
     client.force_login(runner)
     with django_capture_on_commit_callbacks(execute=False):
@@ -161,7 +153,7 @@ def test_actions_report_what_they_did_and_why_not(client, runner, user, django_c
 
 
 def test_rerender_chosen_segments(client, runner, user, django_capture_on_commit_callbacks):
-    job = finished(make_jobs(user, 1)[0])
+    job = finished(VideoJobFactory(owner=user, duration_seconds=30))  # three 10 s segments
     chosen = list(job.segments.filter(index__in=[0, 2]))
     client.force_login(runner)
     with django_capture_on_commit_callbacks(execute=False):
@@ -172,7 +164,7 @@ def test_rerender_chosen_segments(client, runner, user, django_capture_on_commit
 
 
 def test_view_only_role_sees_but_cannot_act(client, viewer, user):
-    draft = make_jobs(user, 1)[0]
+    draft = VideoJobFactory(owner=user)
     client.force_login(viewer)
     page = client.get(reverse(CHANGELIST))
     assert page.status_code == 200
@@ -241,7 +233,7 @@ def test_not_even_a_superuser_edits_the_ledger(client, django_user_model, user):
 
 
 def test_change_page_shows_notices_savings_and_cached_segments(client, viewer, user):
-    source, job = make_jobs(user, 2)
+    source, job = VideoJobFactory.create_batch(2, owner=user, duration_seconds=30)  # three segments
     VideoJob.objects.filter(id=job.id).update(
         notices=["The llm planner failed; the <sentences> strategy planned this job."], use_cache=False
     )
@@ -277,7 +269,7 @@ def test_non_staff_are_sent_to_login(client, user):
 
 
 def test_operations_page(client, runner, user, other_user, settings, django_assert_max_num_queries):
-    jobs = make_jobs(user, 4)
+    jobs = VideoJobFactory.create_batch(4, owner=user, duration_seconds=30)  # three 10 s segments each
     finished(jobs[0])  # its segments' cost_usd (3 x $0.40) is not what the spend windows read
     # The spend windows sum the ledger: render and lost-render lines are spent, cache savings are not.
     today = ledger.day_start()
@@ -337,6 +329,10 @@ def test_operations_page(client, runner, user, other_user, settings, django_asse
     assert alice >= Decimal("3.00")
     assert f"<td>alice</td><td>0</td><td>${alice:.2f}</td>" in spend, spend
     assert "embedded default: tasks run inside the web process" in html
+    # The catalogue, as the API and `manage.py providers` show it, with what each provider still needs.
+    providers = html[html.index('id="providers-h"') : html.index('id="fail-h"')]
+    assert "fal-ai/kling-video/v2.1/master" in providers and "veo-3.1-fast-generate-001" in providers
+    assert "unavailable: set FAL_KEY" in providers
 
 
 def test_worker_ping_with_celery_and_no_workers(client, runner, settings):
@@ -369,7 +365,7 @@ def test_screenshot_of_the_job_change_page(live_server, django_user_model, user)
     operator.save()
     from rendering.transport import inprocess_runner
 
-    job = services.video_job_create(
+    job = VideoJobFactory(
         owner=user,
         prompt="A red kite rises. It loops. It lands.",
         duration_seconds=6,

@@ -131,16 +131,17 @@ class TestActions:
 
 class TestEstimates:
     def test_job_estimate_shows_billed_and_trimmed_seconds(self, api, make_job):
-        # 25 s at 10 s per segment on Sora (4/8/12 s clips): 12 + 12 + 8 s billed, 2 + 2 + 3 trimmed.
+        # 25 s in about 10 s segments on Sora (4/8/12 s clips) is planned in lengths it renders: 12 + 8 + 8
+        # billed (28 s, the smallest sum of its lengths above 25), only the last clip trimmed, by 3 s.
         job = make_job(duration_seconds=25, provider="sora", model="sora-2", size="1280x720")
         response = api.get(job_url(job, "estimate/"))
         assert response.status_code == 200
         body = response.json()
-        assert body["planned_seconds"] == 25 and body["billed_seconds"] == 32 and body["trimmed_seconds"] == 7
-        assert body["price_per_second"] == "0.1000" and body["cost_usd"] == "3.2000"
+        assert body["planned_seconds"] == 25 and body["billed_seconds"] == 28 and body["trimmed_seconds"] == 3
+        assert body["price_per_second"] == "0.1000" and body["cost_usd"] == "2.8000"
         assert [(s["render_seconds"], s["trimmed_seconds"]) for s in body["segments"]] == [
-            (12, 2),
-            (12, 2),
+            (12, 0),
+            (8, 0),
             (8, 3),
         ]
         assert Decimal(body["cost_usd"]) == job.cost_estimate_usd
@@ -159,7 +160,8 @@ class TestEstimates:
         response = api.post("/api/estimate/", payload, format="json")
         assert response.status_code == 200, response.json()
         body = response.json()
-        assert body["model"] == "sora-2-pro" and body["billed_seconds"] == 24 and body["cost_usd"] == "7.2000"
+        # 20 s is 12 + 8 s clips exactly: nothing billed is thrown away.
+        assert body["model"] == "sora-2-pro" and body["billed_seconds"] == 20 and body["cost_usd"] == "6.0000"
         assert len(body["segments"]) == 2
         assert VideoJob.objects.count() == 0
 
@@ -181,7 +183,7 @@ class TestEstimates:
     def test_live_estimate_validates_like_create(self, api):
         response = api.post(
             "/api/estimate/",
-            {"prompt": "x", "duration_seconds": 30, "provider": "sora", "segment_seconds": 20},
+            {"prompt": "x", "duration_seconds": 30, "provider": "sora", "size": "640x480"},
             format="json",
         )
-        assert_error(response, 400, "segment_seconds", "longest clip")
+        assert_error(response, 400, "size", "is not offered by sora-2")

@@ -123,18 +123,18 @@ class TestRepresentation:
 class TestBudgetRefusal:
     def test_a_job_over_the_per_job_cap_is_refused_at_creation(self, api, settings):
         settings.BUDGET_JOB_MAX_USD = 1
-        # 3 segments of 10 s, each rendered (and billed) at 12 s on sora-2 at $0.10/s: $3.60.
+        # 30 s on sora-2 is planned as 12 + 12 + 8 s clips (32 billed, the last trimmed) at $0.10/s: $3.20.
         response = api.post("/api/video-jobs/", SORA_30S, format="json")
         body = assert_error(response, 400, "budget", "BUDGET_JOB_MAX_USD")
         message = " ".join(body["errors"]["budget"])
-        assert "$3.60" in message and "$1.00" in message, message
+        assert "$3.20" in message and "$1.00" in message, message
         assert not VideoJob.objects.exists() and not Segment.objects.exists()
 
     def test_under_the_cap_it_is_created(self, api, settings):
         settings.BUDGET_JOB_MAX_USD = 5
         response = api.post("/api/video-jobs/", {**SORA_30S, "render": False}, format="json")
         assert response.status_code == 201, response.json()
-        assert response.json()["cost_estimate_usd"] == "3.6000"
+        assert response.json()["cost_estimate_usd"] == "3.2000"
 
 
 class TestBudgetStatus:

@@ -7,12 +7,15 @@ exists in real containers. The clips are small and short so the whole suite stay
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 import ffmpeg
 import pytest
 
+from rendering.fake_api.fal import FakeFalServer, FalFakeConfig
+from rendering.fake_api.vertex import FakeVertexServer, VertexConfig
 from rendering.media import run_ffmpeg
 
 
@@ -84,3 +87,31 @@ def make_clip(tmp_path: Path) -> MakeClip:
         return write_clip(target, **options)
 
     return make
+
+
+# --- The provider stand-ins, with the providers pointed at them through the documented settings -----
+
+
+@pytest.fixture
+def fal(settings, monkeypatch) -> Iterator[FakeFalServer]:
+    with FakeFalServer(FalFakeConfig(queue_latency=0.05, latency=0.3)) as server:
+        settings.FAL_QUEUE_URL = server.url
+        settings.FAL_KEY = server.config.key
+        settings.PUBLIC_BASE_URL = ""  # no webhooks: the pipeline polls
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
+        yield server
+
+
+@pytest.fixture
+def vertex(settings, monkeypatch) -> Iterator[FakeVertexServer]:
+    with FakeVertexServer(VertexConfig(latency=0.3)) as server:
+        for name, value in server.client_env().items():
+            monkeypatch.setenv(name, value)
+        settings.VERTEX_PROJECT = server.project
+        settings.VERTEX_LOCATION = server.location
+        settings.VERTEX_BASE_URL = server.url
+        settings.GOOGLE_APPLICATION_CREDENTIALS = str(server.key_file)
+        settings.VERTEX_OUTPUT_GCS_URI = ""
+        settings.VERTEX_GCS_BASE_URL = server.url
+        yield server

@@ -476,19 +476,20 @@ def test_webhook_keys_are_fetched_once_cached_and_refreshed_at_most_once_a_minut
 # --- the catalogue ----------------------------------------------------------------------------------
 
 
-def test_capabilities_are_the_union_of_the_models(fal):
-    caps = FalProvider().capabilities()
-    assert caps.models == tuple(spec.id for spec in MODELS) and caps.default_model == KLING25
-    assert caps.clip_seconds is None  # lengths differ per model: plan with each ModelSpec
-    assert set(caps.sizes) == {size for spec in MODELS for size in spec.all_sizes()}
-    assert caps.sizes_by_model[HAILUO] == ("1920x1080",)
-    assert caps.check_size("3840x2160", VEO)
-    with pytest.raises(Exception, match="not offered by model"):
-        caps.check_size("1280x720", KLING25)
-    assert str(caps.cost(KLING25, 10, "1920x1080")) == "0.7000"  # $0.35 per 5 s on fal's page
-    assert str(caps.cost(KLING21, 5, "1920x1080")) == "1.4000"  # $1.40 per 5 s
-    assert str(caps.cost(HAILUO, 6, "1920x1080")) == "0.4800"  # "$0.48/video"
-    assert str(caps.cost(VEO, 8, "3840x2160")) == "3.2000"  # silent 4k: $0.40/s
+def test_the_catalogue_lists_every_model(fal):
+    catalogue = FalProvider().catalogue()
+    assert catalogue.models == MODELS and catalogue.default_model == KLING25
+    assert catalogue.requires == ("FAL_KEY",)
+    assert catalogue.model(HAILUO).all_sizes() == ("1920x1080",)
+    assert catalogue.model(VEO).check_size("3840x2160")
+    with pytest.raises(Exception, match="not offered by"):
+        catalogue.model(KLING25).check_size("1280x720")
+    assert catalogue.model(KLING21).lengths_for("1920x1080") == (5.0, 10.0)
+    assert str(catalogue.model(KLING25).cost(10, "1920x1080")) == "0.7000"  # $0.35 per 5 s on fal's page
+    assert str(catalogue.model(KLING21).cost(5, "1920x1080")) == "1.4000"  # $1.40 per 5 s
+    assert str(catalogue.model(HAILUO).cost(6, "1920x1080")) == "0.4800"  # "$0.48/video"
+    assert str(catalogue.model(VEO).cost(8, "3840x2160")) == "3.2000"  # silent 4k: $0.40/s
+    assert str(catalogue.model(VEO).cost(8, "3840x2160", audio=True)) == "4.8000"  # with audio: $0.60/s
 
 
 def test_every_model_figure_has_a_source_and_a_date():

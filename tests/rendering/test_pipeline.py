@@ -13,7 +13,7 @@ from jobs import services
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
 from rendering import dispatch, tasks
 from rendering.media import probe
-from rendering.providers.base import Capabilities, ProviderError, RenderRequest, VideoProvider
+from rendering.providers.base import ModelSpec, ProviderCatalogue, ProviderError, RenderRequest, VideoProvider
 from rendering.providers.local import LocalProvider
 from rendering.providers.registry import register_provider
 from tests.support.jobs import render_and_wait
@@ -128,14 +128,11 @@ def test_chain_uses_the_previous_clips_true_last_frame(user, monkeypatch):
 class RefusingProvider(VideoProvider):
     """Refuses prompts containing 'forbidden', like a moderation filter; otherwise draws locally."""
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            models=("m",),
-            default_model="m",
-            sizes=None,
-            clip_seconds=(4.0, 8.0),
-            price_per_second={"m": Decimal("0.1")},
+    def catalogue(self) -> ProviderCatalogue:
+        model = ModelSpec(
+            provider=self.name, id="m", clip_seconds=(4.0, 8.0), price_per_second={"*": Decimal("0.1")}
         )
+        return ProviderCatalogue(provider=self.name, models=(model,), default_model="m")
 
     def submit(self, request, *, on_progress=None):
         if "forbidden" in request.prompt:
@@ -161,14 +158,17 @@ def test_failed_segment_fails_the_job_and_keeps_finished_clips(user, settings):
         segment_seconds=3,
         manual_prompts=["a calm sea", "something forbidden"],
     )
+    # The model renders 4 or 8 s clips: the person's 3 s segments are snapped to 4 s, and they are told.
     assert job.billed_seconds_estimate == 8 and job.cost_estimate_usd == Decimal("0.8")
+    assert job.duration_seconds == 8
+    assert "snapped: segment 1 3 s -> 4 s; segment 2 3 s -> 4 s" in job.notices[0]
     job = render_and_wait(job)
     first, second = job.segments.order_by("index")
     assert job.status == JobStatus.FAILED
     assert "segment 2" in job.error and "moderation_blocked" in job.error
     assert first.status == SegmentStatus.COMPLETED and Path(first.clip.path).exists()
-    # Rendered 4 s for a 3 s segment: trimmed to the plan, billed for 4.
-    assert probe(Path(first.clip.path)).duration == pytest.approx(3.0, abs=0.05)
+    # Rendered and billed for 4 s, and shown for 4 s: nothing paid for is thrown away.
+    assert probe(Path(first.clip.path)).duration == pytest.approx(4.0, abs=0.05)
     assert first.cost_usd == Decimal("0.4") and job.cost_spent_usd == Decimal("0.4")
     assert second.status == SegmentStatus.FAILED and "blocked" in second.error
     assert not job.output_video

@@ -212,16 +212,18 @@ def test_retry_after_forms():
     assert parse_retry_after({}) is None
 
 
-def test_capabilities_from_settings(settings):
+def test_catalogue_from_settings(settings):
     settings.SORA_ALLOWED_SECONDS = [4.0, 8.0, 12.0, 16.0, 20.0]
-    caps = get_provider("sora").capabilities()
-    assert caps.billed_seconds(10) == 12 and caps.billed_seconds(13) == 16 and caps.billed_seconds(4) == 4
-    assert str(caps.cost("sora-2", 12)) == "1.2000"
-    assert str(caps.cost("sora-2-pro", 12, "1280x720")) == "3.6000"
-    assert str(caps.cost("sora-2-pro", 12, "1792x1024")) == "6.0000"
-    assert caps.check_size("1792x1024", "sora-2-pro")
-    with pytest.raises(Exception, match="not offered by model sora-2"):
-        caps.check_size("1792x1024", "sora-2")
+    catalogue = get_provider("sora").catalogue()
+    assert catalogue.provider == "openai-videos" and catalogue.aliases == ("sora",)
+    sora2, pro = catalogue.model("sora-2"), catalogue.model("sora-2-pro")
+    assert sora2.lengths_for("1280x720") == (4.0, 8.0, 12.0, 16.0, 20.0)
+    assert str(sora2.cost(12, "1280x720")) == "1.2000"
+    assert str(pro.cost(12, "1280x720")) == "3.6000"
+    assert str(pro.cost(12, "1792x1024")) == "6.0000"
+    assert pro.check_size("1792x1024") and sora2.reference_must_match_size
+    with pytest.raises(Exception, match="not offered by sora-2"):
+        sora2.check_size("1792x1024")
 
 
 def test_estimate_shows_billed_seconds(user, db):
@@ -230,6 +232,8 @@ def test_estimate_shows_billed_seconds(user, db):
     job = services.video_job_create(
         owner=user, prompt="A b. C d. E f.", duration_seconds=30, provider="sora", size="1280x720"
     )
-    # Three 10 s segments render as 12 s clips: 36 billed seconds at $0.10.
-    assert job.billed_seconds_estimate == 36 and str(job.cost_estimate_usd) == "3.6000"
-    assert list(job.segments.values_list("render_seconds", flat=True)) == [12, 12, 12]
+    # 30 s in about 10 s segments is planned in lengths the protocol renders (4/8/12): 12 + 12 + 8, the
+    # last shown for 6 s: 32 billed seconds at $0.10 instead of three 12 s clips trimmed to 10.
+    assert job.billed_seconds_estimate == 32 and str(job.cost_estimate_usd) == "3.2000"
+    assert list(job.segments.values_list("render_seconds", flat=True)) == [12, 12, 8]
+    assert [s.duration_seconds for s in job.segments.order_by("index")] == [12, 12, 6]

@@ -87,15 +87,17 @@ def sent(vertex: FakeVertexServer, index: int = -1) -> dict:
 def test_registered_with_a_catalogue_built_from_models():
     provider = get_provider("veo")
     assert isinstance(provider, VeoProvider)
-    caps = provider.capabilities()
-    assert caps.models == tuple(spec.id for spec in MODELS)
-    assert set(caps.models) == {"veo-3.1-generate-001", FAST, LITE}
-    assert caps.default_model == FAST
-    assert caps.clip_seconds == (4.0, 6.0, 8.0)
-    assert set(caps.sizes) == {"1280x720", "720x1280", "1920x1080", "1080x1920"}
-    assert caps.billed_seconds(5) == 6.0
-    assert caps.price(LITE, "1920x1080") == Decimal("0.05")
-    assert caps.cost("veo-3.1-generate-001", 8, "1280x720") == Decimal("1.6000")
+    catalogue = provider.catalogue()
+    assert catalogue.models == MODELS
+    assert {spec.id for spec in catalogue.models} == {"veo-3.1-generate-001", FAST, LITE}
+    assert catalogue.default_model == FAST
+    assert catalogue.requires == ("VERTEX_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
+    fast = catalogue.model(FAST)
+    assert fast.lengths_for("1280x720") == (4.0, 6.0, 8.0) and fast.lengths_for("1920x1080") == (8.0,)
+    assert set(fast.all_sizes()) == {"1280x720", "720x1280", "1920x1080", "1080x1920"}
+    assert catalogue.model(LITE).price("1920x1080") == Decimal("0.05")
+    assert catalogue.model(LITE).price("1920x1080", audio=True) == Decimal("0.08")
+    assert catalogue.model("veo-3.1-generate-001").cost(8, "1280x720") == Decimal("1.6000")
     by_id = {spec.id: spec for spec in MODELS}
     assert by_id[LITE].reference_images == 0 and by_id[FAST].reference_images == 3
     for spec in MODELS:
@@ -109,7 +111,9 @@ def test_registered_with_a_catalogue_built_from_models():
 def test_capabilities_need_no_configuration(settings):
     settings.VERTEX_PROJECT = ""
     settings.GOOGLE_APPLICATION_CREDENTIALS = ""
-    assert VeoProvider().capabilities().default_model == FAST
+    catalogue = VeoProvider().catalogue()
+    assert catalogue.default_model == FAST
+    assert catalogue.missing_settings() == ["VERTEX_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS"]
 
 
 # --- create, poll, download ------------------------------------------------------------------------

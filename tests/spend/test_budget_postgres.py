@@ -55,7 +55,5 @@ def test_concurrent_starts_cannot_both_slip_under_the_cap(no_caps, user, monkeyp
     assert len(outcomes) == 2 and outcomes.count("queued") == 1
     refusal = next(outcome for outcome in outcomes if outcome != "queued")
     assert "$0.40 held by renders in progress" in refusal
-    statuses = sorted(
-        VideoJob.objects.filter(id__in=[j.id for j in jobs]).values_list("status", flat=True)
-    )
+    statuses = sorted(VideoJob.objects.filter(id__in=[j.id for j in jobs]).values_list("status", flat=True))
     assert statuses == sorted([JobStatus.DRAFT, JobStatus.QUEUED])

@@ -109,6 +109,9 @@ def workspace(tmp_path_factory) -> Iterator[Workspace]:
         DJANGO_SETTINGS_MODULE="sora_controller.settings",
         PYTHONUNBUFFERED="1",
         PASSWORDS=json.dumps(PASSWORDS),
+        # The Videos protocol is offered (its key is set; the page only prices it, nothing renders there);
+        # fal and Veo stay unconfigured, so the page shows them disabled.
+        SORA_API_KEY="sk-test-not-used",
     )
     _manage(env, "migrate", "--noinput", "--verbosity", "0")
     created = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])

@@ -49,11 +49,12 @@ def test_make_a_video_and_watch_it_render_live(page, workspace):
     cost = page.get_by_test_id("cost-estimate")
     slider.fill("30")
     check(page.get_by_test_id("segment-count")).to_have_text("3 segments")
-    page.get_by_label("Provider", exact=True).select_option("sora")
-    check(cost).to_have_text("$3.60")  # 3 clips of 12 s (the nearest length sora renders) at $0.10/s
-    check(page.get_by_test_id("cost-detail")).to_contain_text("2 s of each clip is trimmed")
+    page.get_by_label("Provider", exact=True).select_option("openai-videos")
+    # The server plans 30 s in lengths the protocol renders (12 + 12 + 8, the last shown for 6 s).
+    check(cost).to_have_text("$3.20")
+    check(page.get_by_test_id("cost-detail")).to_contain_text("32 s billed for 30 s shown at $0.10/s")
     page.get_by_label("Model", exact=True).select_option("sora-2-pro")
-    check(cost).to_have_text("$10.80")
+    check(cost).to_have_text("$9.60")
     page.get_by_label("Provider", exact=True).select_option("local")
     check(cost).to_have_text("$0.00")
     slider.fill("20")

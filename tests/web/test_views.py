@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from jobs import services
-from jobs.models import VideoJob
+from tests.factories import VideoJobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def make_job(owner: Any, **overrides: Any) -> VideoJob:
-    fields: dict[str, Any] = {"prompt": "A fox runs. It jumps.", "duration_seconds": 20, "strategy": "even"}
-    fields.update(overrides)
-    return services.video_job_create(owner=owner, **fields)
 
 
 def logged_in(user: Any) -> Client:
@@ -59,9 +52,9 @@ def test_login_and_logout(client, user):
 
 
 def test_the_list_shows_my_jobs_newest_first(user, other_user, staff_user_web):
-    older = make_job(user, title="older one")
-    newer = make_job(user, title="newer one")
-    theirs = make_job(other_user, title="not mine")
+    older = VideoJobFactory(owner=user, title="older one")
+    newer = VideoJobFactory(owner=user, title="newer one")
+    theirs = VideoJobFactory(owner=other_user, title="not mine")
     content = logged_in(user).get("/").content.decode()
     assert content.index("newer one") < content.index("older one")
     assert "not mine" not in content
@@ -76,13 +69,13 @@ def test_an_empty_list_invites_a_first_video(user):
 
 
 def test_another_users_job_page_is_a_404(user, other_user):
-    job = make_job(user)
+    job = VideoJobFactory(owner=user)
     assert logged_in(other_user).get(f"/jobs/{job.id}/").status_code == 404
     assert logged_in(user).get("/jobs/00000000-0000-0000-0000-000000000001/").status_code == 404
 
 
 def test_the_job_page_renders_the_timeline_and_its_socket(user):
-    job = make_job(user, duration_seconds=30)
+    job = VideoJobFactory(owner=user, duration_seconds=30)
     response = logged_in(user).get(f"/jobs/{job.id}/")
     assert response.status_code == 200
     content = response.content.decode()
@@ -104,11 +97,13 @@ def test_the_new_job_page_carries_prices_and_limits(user):
     config = page_config(response)
     providers = {p["name"]: p for p in config["providers"]}
     local = providers["local"]
-    assert local["price_per_second"] == {local["default_model"]: "0"} and local["clip_seconds"] is None
-    assert "320x240" in local["sizes"]
-    sora = providers["sora"]
-    assert sora["clip_seconds"] == [4.0, 8.0, 12.0] and sora["price_per_second"]["sora-2"] == "0.1"
-    assert sora["sizes_by_model"]["sora-2"] == ["720x1280", "1280x720"]
+    assert local["available"] and "320x240" in local["models"][0]["sizes"]
+    sora = providers["openai-videos"]
+    assert [m["id"] for m in sora["models"]] == ["sora-2", "sora-2-pro"]
+    assert sora["models"][0]["sizes"] == ["720x1280", "1280x720"]
+    # Providers this server has no credentials for are offered disabled, with what to set.
+    assert (providers["fal"]["available"], providers["fal"]["reason"]) == (False, "needs FAL_KEY")
+    assert 'value="fal" disabled' in response.content.decode()
     assert config["duration"] == {"min": 10.0, "max": 300.0, "step": 10.0, "default": 30.0}
     content = response.content.decode()
     # Every control is labelled.

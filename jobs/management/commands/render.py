@@ -62,6 +62,14 @@ class Command(BaseCommand):
         parser.add_argument("--model", default="", help="the provider's model (its default when omitted)")
         parser.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 1280x720")
         parser.add_argument("--fps", type=int, default=None, help="frames per second (30)")
+        parser.add_argument(
+            "--fallback",
+            action="append",
+            default=[],
+            dest="fallbacks",
+            metavar="PROVIDER:MODEL",
+            help="render a segment on this model when the provider is down (repeat, in order)",
+        )
         parser.add_argument("--continuity", default=Continuity.PARALLEL, choices=Continuity.values)
         parser.add_argument(
             "-o", "--output", type=Path, default=None, help="copy the finished video here (.mp4)"
@@ -96,6 +104,7 @@ class Command(BaseCommand):
             size=options["size"],
             fps=options["fps"],
             use_cache=options["use_cache"],
+            fallback_models=options["fallbacks"],
         )
         try:
             with contextlib.ExitStack() as stack:
@@ -236,6 +245,7 @@ def _describe(exc: InvalidInput) -> str:
         "size": "--size",
         "fps": "--fps",
         "continuity": "--continuity",
+        "fallback_models": "--fallback",
         "prompt": "PROMPT",
         "image": "--reference",
     }
