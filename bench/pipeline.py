@@ -70,6 +70,10 @@ def _environment() -> dict[str, str]:
         "MEDIA_ROOT": str(WORK / "media"),
         "LOCAL_PROVIDER_DIR": str(WORK / "data" / "local-provider"),
         "SORA_API_KEY": "sk-bench",
+        # fal and Veo are only planned here (the billed-per-shown table), never called.
+        "FAL_KEY": "bench:unused",
+        "VERTEX_PROJECT": "bench",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/unused.json",
         "LOG_LEVEL": "WARNING",
     }
 
@@ -356,8 +360,89 @@ def main(argv: Sequence[str]) -> list[dict]:
             f"| {row['in_flight']} | {row['estimate']:.2f} | {row['spent']:.2f} | {row['saved']:.2f} "
             f"| {row['notes']} | {'PASS' if row['pass'] else 'FAIL'} |"
         )
+    print_plan_economics()
     return rows + spend_rows
 
 
+# The plan of today before plans fitted the model: equal slices of the asked length, each rendered at the
+# shortest clip length that covers it and trimmed.
+def _plan_of_before(duration: float, target: float, lengths: Sequence[float]) -> float | None:
+    """Billed seconds of that plan; None where it was refused (a slice longer than the longest clip)."""
+    from segmentation.timing import plan_boundaries
+
+    billed = 0.0
+    for start, end in plan_boundaries(duration, target):
+        covering = [a for a in lengths if a + 1e-9 >= end - start]
+        if not covering:
+            return None
+        billed += min(covering)
+    return billed
+
+
+def print_plan_economics() -> list[dict]:
+    """Billed seconds per shown second for a 30 s job (and a 10-minute one) in about 10 s segments,
+    planned as before and as now, on the Veo, Kling and Videos protocol models. Billed is what the
+    ledger charges: each segment's render length at the model's price."""
+    from jobs.catalogue import model_spec
+    from jobs.planning import JobSpec, plan_job
+
+    models = (
+        ("veo", "veo-3.1-fast-generate-001", "1280x720", 1.00),
+        ("fal", "fal-ai/kling-video/v2.1/master", "1920x1080", 1.00),
+        ("openai-videos", "sora-2", "1280x720", 1.07),
+    )
+    prompt = "A fox runs through snow. It stops at a river. It crosses at dusk. Night falls."
+    rows = []
+    for duration in (30.0, 600.0):
+        for provider, model, size, target in models:
+            plan = plan_job(
+                JobSpec(prompt=prompt, duration_seconds=duration, provider=provider, model=model, size=size),
+                check_budget=False,
+            ).plan
+            allowed = model_spec(provider, model).lengths_for(size) or ()
+            billed_before = _plan_of_before(duration, 10.0, allowed)
+            before = None if billed_before is None else billed_before / duration
+            now = plan.billed_seconds / plan.planned_seconds
+            rows.append(
+                {
+                    "model": f"{provider}:{model}",
+                    "duration": duration,
+                    "lengths": "+".join(f"{s.render_seconds:g}" for s in plan.segments[:6])
+                    + ("+..." if len(plan.segments) > 6 else ""),
+                    "before": before,
+                    "now": now,
+                    "target": target,
+                    "pass": duration != 30.0 or now <= target + 1e-9,
+                }
+            )
+    print("\nBilled seconds per shown second (about 10 s segments)\n")
+    print(
+        "| model | video s | clips now | billed/shown before | billed/shown now | target (30 s) | verdict |"
+    )
+    print("|---|---:|---|---:|---:|---:|---|")
+    for row in rows:
+        target = f"<= {row['target']:.2f}" if row["duration"] == 30.0 else "-"
+        verdict = ("PASS" if row["pass"] else "FAIL") if row["duration"] == 30.0 else "-"
+        before = "refused (10 s > longest clip)" if row["before"] is None else f"{row['before']:.2f}"
+        print(
+            f"| {row['model']} | {row['duration']:g} | {row['lengths']} | {before} "
+            f"| {row['now']:.2f} | {target} | {verdict} |"
+        )
+    return rows
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if "--plans-only" in sys.argv:
+        # The plan table alone: no database server, no worker (the embedded default's settings).
+        sys.path.insert(0, str(REPO_ROOT))
+        os.environ["DJANGO_SETTINGS_MODULE"] = "sora_controller.settings"
+        os.environ.setdefault("FAL_KEY", "bench:unused")
+        os.environ.setdefault("VERTEX_PROJECT", "bench")
+        os.environ.setdefault("GOOGLE_APPLICATION_CREDENTIALS", "/unused.json")
+        os.environ.setdefault("SORA_API_KEY", "sk-unused")
+        import django
+
+        django.setup()
+        print_plan_economics()
+    else:
+        main(sys.argv[1:])
