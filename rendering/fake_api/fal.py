@@ -88,6 +88,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import content
+from .http import JsonHandler
 from .tls import TLSMaterial, make_tls_material
 
 ERRORS_URL = "https://docs.fal.ai/errors/#"
@@ -721,44 +722,14 @@ def result_answer(state: FalState, request: FalRequest) -> tuple[int, Any, dict[
 # --- HTTP -------------------------------------------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server_version = "FakeFalQueue/1"
-    protocol_version = "HTTP/1.1"
-    # A client that stops sending mid-request (or idles on a kept-alive connection) frees its thread.
-    timeout = 60
 
     @property
     def state(self) -> FalState:
         return self.server.state  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if getattr(self.server, "verbose", False):
-            super().log_message(format, *args)
-
     # --- plumbing -----------------------------------------------------------------------------------
-
-    def _send(
-        self,
-        status: int,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        raw: bytes | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        payload = raw if raw is not None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _route(self) -> tuple[list[str], dict[str, list[str]]]:
         parsed = urlparse(self.path)

@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib import error as urlerror
 from urllib import request as urlrequest
@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlparse
 from standardwebhooks.webhooks import Webhook
 
 from . import content
+from .http import JsonHandler
 
 SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 
@@ -146,42 +147,14 @@ def error_body(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server_version = "FakeVideoAPI/1"
-    protocol_version = "HTTP/1.1"
 
     @property
     def state(self) -> FakeState:
         return self.server.state  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if getattr(self.server, "verbose", False):
-            super().log_message(format, *args)
-
     # --- plumbing -----------------------------------------------------------------------------------
-
-    def _send(
-        self,
-        status: int,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        raw: bytes | None = None,
-        content_type: str = "application/json",
-    ) -> None:
-        payload = raw if raw is not None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _authorised(self) -> bool:
         """True when the request may proceed: a known key, and no injected server error to answer."""

@@ -72,7 +72,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -84,6 +84,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rendering.ffmpeg_binary import ffmpeg_exe
 
 from . import content
+from .http import JsonHandler
 from .tls import make_tls_material
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -338,10 +339,10 @@ class _State:
         self.token_uri = ""  # set once the server knows its address
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server_version = "FakeVertexAI/1"
-    protocol_version = "HTTP/1.1"
     timeout = 30  # a stalled client cannot hold a handler thread for ever
+    json_content_type = "application/json; charset=UTF-8"
 
     @property
     def state(self) -> _State:
@@ -362,34 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.request.close()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if getattr(self.server, "verbose", False):
-            super().log_message(format, *args)
-
     # --- plumbing -----------------------------------------------------------------------------------
-
-    def _send(
-        self,
-        status: int,
-        body: Any = None,
-        *,
-        raw: bytes | None = None,
-        content_type: str = "application/json; charset=UTF-8",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        payload = raw if raw is not None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _refuse(self, error: ApiError) -> None:
         with self.state.lock:

@@ -38,11 +38,8 @@ PERMANENT_FAILURE_CODES), an infrastructure failure fal's own error_type (worth 
 
 from __future__ import annotations
 
-import email.utils
 import math
-import os
 import time
-import uuid
 from base64 import b64encode
 from dataclasses import dataclass
 from decimal import Decimal
@@ -62,6 +59,7 @@ from .base import (
     TaskState,
     VideoProvider,
 )
+from .http import parse_retry_after, stream_to_file
 from .registry import register_provider
 
 TRANSIENT_STATUS = {408, 409, 429}
@@ -387,21 +385,6 @@ def aspect_ratio_of(size: str) -> str:
     return f"{width // divisor}:{height // divisor}"
 
 
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait, from Retry-After (seconds or an HTTP date)."""
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
-
-
 def data_uri(path: Path) -> str:
     """An image file as a data: URI; its media type comes from its bytes, not its name."""
     from PIL import Image, UnidentifiedImageError
@@ -715,35 +698,15 @@ class FalProvider(VideoProvider):
                 status_code=response.status_code,
             )
         self._raise_for(response, f"download of {task_id}")
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
-        try:
-            with response, open(partial, "wb") as out:
-                for chunk in response.iter_content(chunk_size=1024 * 1024):
-                    out.write(chunk)
-                    if time.monotonic() - started > limit:
-                        raise ProviderError(
-                            f"download of {task_id} took longer than {limit:g} s",
-                            permanent=False,
-                            code="timeout",
-                        )
-            size = partial.stat().st_size
-            expected = response.headers.get("content-length") or video.get("file_size")
-            if expected and size != int(expected):
-                raise ProviderError(
-                    f"download of {task_id} was cut short ({size} of {expected} bytes)",
-                    permanent=False,
-                    code="short_download",
-                )
-            os.replace(partial, dest)
-        except requests.RequestException as exc:
-            raise ProviderError(
-                f"download of {task_id} failed: {exc}", permanent=False, code="download"
-            ) from exc
-        finally:
-            partial.unlink(missing_ok=True)
-        return dest
+        expected = video.get("file_size")
+        remaining = max(1.0, limit - (time.monotonic() - started))
+        return stream_to_file(
+            response,
+            Path(dest),
+            what=f"download of {task_id}",
+            expected_bytes=expected,
+            deadline_seconds=remaining,
+        )
 
     def cancel(self, task_id: str) -> None:
         """Ask fal to stop. A request already finished (400 ALREADY_COMPLETED) or unknown (404) is left

@@ -11,11 +11,7 @@ Errors: 400/401/403/404 (and other 4xx) are permanent and keep the server's mess
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import mimetypes
-import os
-import time
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +34,7 @@ from .base import (
     TaskState,
     VideoProvider,
 )
+from .http import parse_retry_after, stream_to_file
 from .registry import register_provider
 
 TRANSIENT_STATUS = {408, 409, 429}
@@ -54,25 +51,6 @@ class Gateway:
 
 
 KNOWN_STATES = {TaskState.QUEUED, TaskState.IN_PROGRESS, TaskState.COMPLETED, TaskState.FAILED}
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait, from `retry-after-ms` (OpenAI) or `retry-after` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    return None
 
 
 def _error_details(response: requests.Response) -> tuple[str, str]:
@@ -303,27 +281,7 @@ class SoraProvider(VideoProvider):
                     status_code=exc.status_code,
                 ) from exc
             raise
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.partial-{uuid.uuid4().hex[:8]}")
-        try:
-            with response, open(partial, "wb") as out:
-                for chunk in response.iter_content(chunk_size=1024 * 1024):
-                    out.write(chunk)
-            expected = response.headers.get("content-length")
-            if expected and partial.stat().st_size != int(expected):
-                raise ProviderError(
-                    f"download of {task_id} was cut short ({partial.stat().st_size} of {expected} bytes)",
-                    permanent=False,
-                    code="short_download",
-                )
-            os.replace(partial, dest)
-        except requests.RequestException as exc:
-            raise ProviderError(
-                f"download of {task_id} failed: {exc}", permanent=False, code="download"
-            ) from exc
-        finally:
-            partial.unlink(missing_ok=True)
-        return dest
+        return stream_to_file(response, dest, what=f"download of {task_id}")
 
     def remix(self, task_id: str, prompt: str, *, idempotency_key: str = "") -> ProviderTask:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

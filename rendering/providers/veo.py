@@ -64,6 +64,7 @@ from .base import (
     TaskState,
     VideoProvider,
 )
+from .http import stream_to_file
 from .registry import register_provider
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -653,24 +654,4 @@ class VeoProvider(VideoProvider):
                     status_code=exc.status_code,
                 ) from exc
             raise
-        try:
-            with response, open(target, "wb") as out:
-                for chunk in response.iter_content(chunk_size=1024 * 1024):
-                    out.write(chunk)
-        except requests.RequestException as exc:
-            raise ProviderError(
-                f"download of {uri} failed: {exc}",
-                permanent=False,
-                code="download",
-                retry_after=DEFAULT_TRANSIENT_WAIT,
-            ) from exc
-        expected = response.headers.get("content-length")
-        # A Content-Length counts encoded bytes; only an unencoded body can be checked against it.
-        encoded = response.headers.get("content-encoding", "identity") != "identity"
-        if expected and not encoded and target.stat().st_size != int(expected):
-            raise ProviderError(
-                f"download of {uri} was cut short ({target.stat().st_size} of {expected} bytes)",
-                permanent=False,
-                code="short_download",
-                retry_after=DEFAULT_TRANSIENT_WAIT,
-            )
+        stream_to_file(response, target, what=f"download of {uri}", retry_after=DEFAULT_TRANSIENT_WAIT)
