@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import io
 import json
@@ -88,7 +87,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import content
-from .http import JsonHandler
+from .http import JsonHandler, Ticker
 from .tls import TLSMaterial, make_tls_material
 
 ERRORS_URL = "https://docs.fal.ai/errors/#"
@@ -993,29 +992,17 @@ class Handler(JsonHandler):
 # --- webhooks ---------------------------------------------------------------------------------------
 
 
-class WebhookNotifier:
+class WebhookNotifier(Ticker):
     """Finds requests that completed with a fal_webhook and POSTs each one signed result, once."""
 
+    thread_name = "fake-fal-webhooks"
+
     def __init__(self, state: FalState, interval: float = 0.05) -> None:
+        super().__init__(interval)
         self.state = state
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fake-fal-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            # A fake must keep serving whatever one delivery did.
-            with contextlib.suppress(Exception):
-                self.deliver_due()
+    def tick(self) -> int:
+        return self.deliver_due()
 
     def deliver_due(self) -> int:
         now = time.time()

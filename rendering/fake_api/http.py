@@ -3,7 +3,9 @@ request's Content-Length, and a timeout so an idle client frees its thread."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -40,3 +42,32 @@ class JsonHandler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
+
+
+class Ticker:
+    """A daemon thread that calls `tick()` every `interval` seconds until stopped (the stand-ins' webhook
+    senders). A fake must keep serving whatever one tick did, so a failing tick is swallowed."""
+
+    thread_name = "fake-ticker"
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):
+                self.tick()
+
+    def tick(self) -> Any:
+        raise NotImplementedError

@@ -15,7 +15,6 @@ counters) and reads best whole, beside the protocol's documentation.
 
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import email.policy
 import hashlib
@@ -37,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 from standardwebhooks.webhooks import Webhook
 
 from . import content
-from .http import JsonHandler
+from .http import JsonHandler, Ticker
 
 SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 
@@ -489,30 +488,18 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     )
 
 
-class WebhookNotifier:
+class WebhookNotifier(Ticker):
     """Watches for videos that have finished and POSTs a signed event for each, once (no retries: the
     client's polling is what covers a lost event)."""
 
+    thread_name = "fake-video-api-webhooks"
+
     def __init__(self, state: FakeState, interval: float = 0.05) -> None:
+        super().__init__(interval)
         self.state = state
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fake-video-api-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            # A fake must keep serving whatever one delivery did.
-            with contextlib.suppress(Exception):
-                self.deliver_due()
+    def tick(self) -> int:
+        return self.deliver_due()
 
     def deliver_due(self) -> int:
         config = self.state.config
