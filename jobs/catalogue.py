@@ -155,6 +155,28 @@ class ProviderCatalogue:
         return [name for name in self.requires if not getattr(settings, name, "")]
 
 
+# What each continuity mode needs of the model, in words for the refusal.
+_CONTINUITY_NEEDS: dict[str, tuple[Callable[[ModelSpec], bool], str]] = {
+    "chain": (lambda m: m.first_frame, "a model that starts a clip from a given first frame"),
+    "bridge": (
+        lambda m: m.first_frame and m.last_frame,
+        "a model that renders between a given first and last frame",
+    ),
+    "reference": (
+        lambda m: m.reference_images > 0 or m.first_frame,
+        "a model that takes reference images or a first frame",
+    ),
+}
+
+
+def continuity_lacks(continuity: str, model: ModelSpec) -> str:
+    """Why `model` cannot do `continuity` ("continuity 'bridge' needs ..."), or "" when it can."""
+    needs = _CONTINUITY_NEEDS.get(continuity)
+    if needs is None or needs[0](model):
+        return ""
+    return f"continuity {continuity!r} needs {needs[1]}"
+
+
 # --- The seam: filled by the provider plugins at start-up ------------------------------------------
 
 CatalogueSource = Callable[[str], ProviderCatalogue]

@@ -25,8 +25,16 @@ from segmentation.timing import validate_duration, validate_segment_length
 from segmentation.types import SegmentationContext, SegmentationError
 
 from . import budget
-from .catalogue import CapabilityError, ModelSpec, check_available, model_spec, provider_catalogue
+from .catalogue import (
+    CapabilityError,
+    ModelSpec,
+    check_available,
+    continuity_lacks,
+    model_spec,
+    provider_catalogue,
+)
 from .errors import InvalidInput
+from .fallbacks import check_fallbacks
 from .models import Continuity, ReferenceFit, Segment, VideoJob
 from .sizes import parse_size
 
@@ -188,20 +196,6 @@ def _check_prompts_fit(model: ModelSpec, prompts: Sequence[str]) -> None:
         )
 
 
-# What each continuity mode needs of the model, and how to say it when the model lacks it.
-CONTINUITY_NEEDS: dict[str, tuple[Callable[[ModelSpec], bool], str]] = {
-    Continuity.CHAIN: (lambda m: m.first_frame, "a model that starts a clip from a given first frame"),
-    Continuity.BRIDGE: (
-        lambda m: m.first_frame and m.last_frame,
-        "a model that renders between a given first and last frame",
-    ),
-    Continuity.REFERENCE: (
-        lambda m: m.reference_images > 0 or m.first_frame,
-        "a model that takes reference images or a first frame",
-    ),
-}
-
-
 def _check_model(spec: JobSpec, provider: str, size: str) -> ModelSpec:
     """The model the job names (or the provider's default), checked against the size, the continuity
     and this server's configuration; every problem reported at once."""
@@ -223,61 +217,12 @@ def _check_model(spec: JobSpec, provider: str, size: str) -> ModelSpec:
         model.check_size(size)
     except CapabilityError as exc:
         errors.setdefault(exc.field, []).append(exc.message)
-    needs = CONTINUITY_NEEDS.get(spec.continuity)
-    if needs is not None and not needs[0](model):
-        errors.setdefault("continuity", []).append(
-            f"continuity {spec.continuity!r} needs {needs[1]}; {model.id} does not"
-        )
+    lacking = continuity_lacks(spec.continuity, model)
+    if lacking:
+        errors.setdefault("continuity", []).append(f"{lacking}; {model.id} does not")
     if errors:
         raise InvalidInput(errors)
     return model
-
-
-MAX_FALLBACKS = 3
-
-
-def _check_fallbacks(
-    spec: JobSpec, provider: str, primary: ModelSpec, size: str, plan: Plan
-) -> tuple[list[str], list[str]]:
-    """The fallback models as "provider:model", each usable here at the job's size and continuity; and,
-    in words, the segments a fallback could not take over (its clips are shorter than the segment)."""
-    if isinstance(spec.fallback_models, str) or not all(isinstance(f, str) for f in spec.fallback_models):
-        raise InvalidInput(
-            'fallback_models must be a list of "provider:model" texts', field="fallback_models"
-        )
-    if len(spec.fallback_models) > MAX_FALLBACKS:
-        raise InvalidInput(f"at most {MAX_FALLBACKS} fallback models", field="fallback_models")
-    chosen, notes, errors = [], [], []
-    primary_key = f"{provider_catalogue(provider).provider}:{primary.id}"
-    for number, text in enumerate(spec.fallback_models, start=1):
-        name, _, model_id = text.partition(":")
-        try:
-            catalogue = provider_catalogue(name.strip())
-            missing = catalogue.missing_settings()
-            if missing:  # said, and the rest of the entry still checked
-                errors.append(
-                    f"fallback {number} ({text}): set {' and '.join(missing)} to use {catalogue.provider}"
-                )
-            model = catalogue.model(model_id.strip())
-            model.check_size(size)
-            needs = CONTINUITY_NEEDS.get(spec.continuity)
-            if needs is not None and not needs[0](model):
-                raise CapabilityError(f"continuity {spec.continuity!r} needs {needs[1]}", field="continuity")
-        except CapabilityError as exc:
-            errors.append(f"fallback {number} ({text}): {exc.message}")
-            continue
-        key = f"{catalogue.provider}:{model.id}"
-        if key == primary_key or key in chosen:
-            errors.append(f"fallback {number} ({text}) repeats a model already in the list")
-            continue
-        chosen.append(key)
-        lengths = model.lengths_for(size)
-        short = [s.index + 1 for s in plan.segments if lengths and s.planned_seconds > max(lengths) + 1e-9]
-        if short:
-            notes.append(f"{key} renders at most {max(lengths):g} s, so it cannot take over segments {short}")
-    if errors:
-        raise InvalidInput({"fallback_models": errors})
-    return chosen, notes
 
 
 def _default_size(provider: str, model_id: str) -> str:
@@ -395,7 +340,7 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
             billed_seconds=plan.billed_seconds,
             price_per_second=plan.price_per_second,
         )
-    fallbacks, uncovered = _check_fallbacks(spec, provider, model, size, plan)
+    fallbacks, uncovered = check_fallbacks(spec, provider, model, size, plan)
     notices = [str(n) for n in context.extra.get("notices", [])] + notices + uncovered
     return CheckedJob(spec, duration, seg_len, fps, plan, notices, fallbacks)
 

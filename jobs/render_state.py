@@ -9,6 +9,9 @@ after commit. The tables are checked against the transition graph in jobs.transi
 
 No row lock is held across a provider call or an ffmpeg run: workers claim, commit, then work, and come
 back here with the result. Files are written under fresh names before the row names them.
+
+Longer than 400 lines on purpose: the tables and every worker transition belong together, so a reader
+sees all the ways a segment or a job can move (and what each charges) in one place.
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ such a bug is worse than one stricter than the real thing; `reject_unknown_field
 Knobs (FalFakeConfig, also POST /_fake/config): latency, 429 + Retry-After on the next N submits,
 ingress-style 5xx on the next N queue calls, runner failures, content refusal for a marker word,
 result and file expiry. Counters: `stats` (also GET /_fake/stats).
+
+Longer than 400 lines on purpose: one protocol's stand-in (queue routes, every endpoint's input schema,
+request lifecycle, CDN files, signed webhooks, knobs and counters), read whole beside fal's documentation.
 """
 
 from __future__ import annotations

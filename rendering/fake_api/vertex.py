@@ -51,6 +51,9 @@ asked: the docs promise neither, so clients must cope without), transient 500/50
 operations that end with an error, token lifetime. `stats` counts creates per model, fetches, tokens,
 downloads and refusals, and keeps every create body so tests can check the image / lastFrame /
 referenceImages bytes.
+
+Longer than 400 lines on purpose: one protocol's stand-in (OAuth token endpoint, Vertex routes, strict
+validation, operation lifecycle, GCS downloads, knobs and counters), read whole beside Google's reference.
 """
 
 from __future__ import annotations

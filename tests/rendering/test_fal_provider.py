@@ -27,13 +27,8 @@ from rendering.fake_api.fal import (
 )
 from rendering.media import probe
 from rendering.providers.base import PERMANENT_FAILURE_CODES, ProviderError, RenderRequest, TaskState
-from rendering.providers.fal import (
-    FAL_MODELS,
-    MODELS,
-    FalProvider,
-    aspect_ratio_of,
-    split_task_id,
-)
+from rendering.providers.fal import FalProvider, aspect_ratio_of, split_task_id
+from rendering.providers.fal_models import FAL_MODELS, MODELS
 from rendering.providers.fal_webhooks import (
     FalWebhookError,
     clear_jwks_cache,
