@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.core.files.base import File
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -76,7 +76,7 @@ def video_job_submit(
         with transaction.atomic():
             job = _store_job(owner, checked)
             for upload, image in images:
-                stored.append(_store_image(job, upload.file, image, upload.segment_index).image.name)
+                stored.append(_store_image(job, image, upload.segment_index).image.name)
             if render:
                 job = video_job_render(job=job)
     except Exception:
@@ -137,9 +137,7 @@ def _refuse_while_active(job: VideoJob) -> None:
         )
 
 
-def _store_image(
-    job: VideoJob, upload: BinaryIO, checked: CheckedImage, segment_index: int | None
-) -> ReferenceImage:
+def _store_image(job: VideoJob, checked: CheckedImage, segment_index: int | None) -> ReferenceImage:
     segment = None
     if segment_index is not None:
         segment = job.segments.filter(index=segment_index).first()
@@ -158,7 +156,8 @@ def _store_image(
         size_bytes=checked.size_bytes,
         sha256=checked.sha256,
     )
-    image.image.save(f"{checked.sha256[:16]}.{checked.extension}", File(upload), save=False)
+    # Only the clean copy is stored (jobs.uploads): never the bytes as uploaded.
+    image.image.save(f"{checked.sha256[:16]}.{checked.extension}", ContentFile(checked.content), save=False)
     try:
         image.save()
     except Exception:
@@ -172,7 +171,7 @@ def reference_image_add(
 ) -> ReferenceImage:
     """Attach a validated image to the job, or to one of its segments."""
     _refuse_while_active(job)
-    return _store_image(job, upload, check_reference_image(upload), segment_index)
+    return _store_image(job, check_reference_image(upload), segment_index)
 
 
 def reference_image_delete(*, image: ReferenceImage) -> None:

@@ -257,14 +257,17 @@ def _reencode(src: Path, dst: Path, info: MediaInfo, target: ClipTarget, seconds
         **_audio_args(target),
         **MP4_ARGS,
     )
-    run_ffmpeg(out, what=f"re-encode {src.name} to {target.width}x{target.height}@{target.fps}", strict=True)
+    what = f"re-encode {src.name} to {target.width}x{target.height}@{target.fps}"
+    run_ffmpeg(out, what=what, strict=True, media_seconds=seconds)
 
 
 def _reencode_audio(src: Path, dst: Path, info: MediaInfo, target: ClipTarget) -> None:
     inp = ffmpeg.input(str(src))
     audio = _audio_track(inp, info, target, _video_seconds(info))
     out = ffmpeg.output(inp["v:0"], audio, str(dst), **{"c:v": "copy"}, **_audio_args(target), **MP4_ARGS)
-    run_ffmpeg(out, what=f"re-encode the audio of {src.name}", strict=True)
+    run_ffmpeg(
+        out, what=f"re-encode the audio of {src.name}", strict=True, media_seconds=_video_seconds(info)
+    )
 
 
 def _remux(src: Path, dst: Path) -> None:
@@ -352,7 +355,9 @@ def _concat_into(paths: Sequence[Path], dst: Path, durations: Sequence[float] | 
         # copyts: keep the demuxer's timestamps. Without it ffmpeg shifts the whole output by the first
         # clip's AAC priming (-21 ms), so the picture starts 21 ms late and every clip is offset.
         out = ffmpeg.output(inp["v:0"], inp["a:0?"], str(dst), c="copy", copyts=None, **MP4_ARGS)
-        run_ffmpeg(out, what=f"concatenate {len(paths)} clips", strict=True)
+        total = sum(durations) if durations is not None else 0.0
+        # A stream copy is fast; the deadline still grows with the clips, a second per ten of video.
+        run_ffmpeg(out, what=f"concatenate {len(paths)} clips", strict=True, media_seconds=total / 10)
 
 
 def concat_copy(

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import av
-import ffmpeg
 from PIL import Image
 
+from rendering.bounded import TimedOut, media_timeout, run_bounded
 from rendering.ffmpeg_binary import ffmpeg_exe
 from rendering.media_types import MediaInfo
 
@@ -94,8 +94,11 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
 # -------------------------------------------------------------------------------------------- ffmpeg
 
 
-def run_ffmpeg(stream: Any, *, what: str, strict: bool = False) -> bytes:
+def run_ffmpeg(stream: Any, *, what: str, strict: bool = False, media_seconds: float = 0.0) -> bytes:
     """Run an ffmpeg-python graph with our binary; return stdout, raise MediaError naming ``what``.
+
+    Bounded (rendering.bounded): a deadline proportional to ``media_seconds`` of video, both pipes
+    drained, the process group killed on overrun, so no input can stall a worker.
 
     ``what`` is a short phrase ("conform clip 3", "concatenate 6 clips") that ends up in the error, so a
     failed job says which step broke.
@@ -104,17 +107,20 @@ def run_ffmpeg(stream: Any, *, what: str, strict: bool = False) -> bytes:
     to be truncated or a concat entry cannot be opened (it just writes a shorter file); ``-xerror`` is no
     substitute because it also aborts on the harmless DTS fix-ups every AAC stream-copy join needs.
     """
-    graph = stream.global_args(*QUIET_ARGS)
     exe = ffmpeg_exe()
+    args = stream.global_args(*QUIET_ARGS).overwrite_output().compile(cmd=exe)
+    timeout = media_timeout(media_seconds)
     try:
-        out, err = graph.run(cmd=exe, capture_stdout=True, capture_stderr=True, overwrite_output=True)
-    except ffmpeg.Error as exc:
-        raise MediaError(f"ffmpeg failed to {what}", stderr=exc.stderr) from None
+        finished = run_bounded(args, timeout=timeout)
+    except TimedOut:
+        raise MediaError(f"ffmpeg took longer than {timeout:g} s to {what}; it was stopped") from None
     except OSError as exc:  # binary missing or not executable
         raise MediaError(f"could not run ffmpeg ({exe}) to {what}: {exc}") from exc
-    if strict and err and err.strip():
-        raise MediaError(f"ffmpeg reported errors while trying to {what}", stderr=err)
-    return out
+    if finished.returncode != 0:
+        raise MediaError(f"ffmpeg failed to {what}", stderr=finished.stderr)
+    if strict and finished.stderr.strip():
+        raise MediaError(f"ffmpeg reported errors while trying to {what}", stderr=finished.stderr)
+    return finished.stdout
 
 
 # --------------------------------------------------------------------------------------------- probe

@@ -232,10 +232,17 @@ SEGMENT_MAX_ATTEMPTS = env_int("SEGMENT_MAX_ATTEMPTS", 3)
 # --- Reference images -----------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# A reference image more than this many times longer one way than the other is refused (20000000x2
+# images decode into something no model can use and ffmpeg chokes on).
+UPLOAD_MAX_ASPECT_RATIO = env_float("UPLOAD_MAX_ASPECT_RATIO", 8.0)
 
 # --- Media tools ----------------------------------------------------------------------------------
 # Empty: the ffmpeg binary shipped in the imageio-ffmpeg wheel. Set to use another ffmpeg.
 FFMPEG_BINARY = env_str("FFMPEG_BINARY")
+# Every ffmpeg run is stopped (its process group killed) after BASE + PER_MEDIA_SECOND x the seconds of
+# video it makes, so no input can hold a worker: a 10 s clip gets 30 + 10 x 10 = 130 s by default.
+FFMPEG_TIMEOUT_BASE_SECONDS = env_float("FFMPEG_TIMEOUT_BASE_SECONDS", 30.0)
+FFMPEG_TIMEOUT_PER_MEDIA_SECOND = env_float("FFMPEG_TIMEOUT_PER_MEDIA_SECOND", 10.0)
 # libx264 preset for clips the local provider draws and for re-encodes during normalisation.
 X264_PRESET = env_str("X264_PRESET", "veryfast")
 
@@ -247,6 +254,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested past the recursion limit is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "jobs.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),

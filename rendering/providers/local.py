@@ -10,7 +10,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import os
-import subprocess
 import tempfile
 import textwrap
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 import ffmpeg
 from django.conf import settings
 
+from rendering.bounded import TimedOut, media_timeout, run_bounded
 from rendering.ffmpeg_binary import ffmpeg_exe, font_file
 from rendering.media_types import parse_size
 
@@ -217,25 +217,27 @@ class LocalProvider(VideoProvider):
 
     @staticmethod
     def _run_with_progress(args: list[str], seconds: float, on_progress: ProgressCallback | None) -> None:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
+        def progress(line: str) -> None:
+            # ffmpeg -progress prints key=value lines; out_time_us is how far the output has got.
+            if on_progress and line.startswith("out_time_us="):
+                try:
+                    done = int(line.split("=", 1)[1]) / 1_000_000
+                except ValueError:
+                    return
+                # The callback may raise to abandon the render (the segment was cancelled).
+                on_progress(max(0.0, min(99.0, 100.0 * done / max(seconds, 1e-6))))
+
+        timeout = media_timeout(seconds)
         try:
-            for line in proc.stdout:
-                # ffmpeg -progress prints key=value lines; out_time_us is how far the output has got.
-                if on_progress and line.startswith("out_time_us="):
-                    try:
-                        done = int(line.split("=", 1)[1]) / 1_000_000
-                    except ValueError:
-                        continue
-                    # The callback may raise to abandon the render (the segment was cancelled).
-                    on_progress(max(0.0, min(99.0, 100.0 * done / max(seconds, 1e-6))))
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        stderr = proc.stderr.read() if proc.stderr else ""
-        if proc.wait() != 0:
-            tail = "\n".join(stderr.strip().splitlines()[-5:])
+            finished = run_bounded(args, timeout=timeout, on_stdout_line=progress)
+        except TimedOut:
+            raise ProviderError(
+                f"ffmpeg took longer than {timeout:g} s to draw a {seconds:g} s clip; it was stopped",
+                permanent=True,
+                code="ffmpeg_timeout",
+            ) from None
+        if finished.returncode != 0:
+            tail = "\n".join(finished.stderr.decode("utf-8", "replace").strip().splitlines()[-5:])
             raise ProviderError(
                 f"ffmpeg failed to draw the clip: {tail}", permanent=True, code="ffmpeg_failed"
             )

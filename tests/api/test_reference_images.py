@@ -23,8 +23,9 @@ def post_image(api, job, data: bytes, name: str = "ref.png", **extra):
 
 
 class TestUpload:
+    # Stored as a clean copy: PNG stays PNG (lossless), JPEG and WebP become JPEG.
     @pytest.mark.parametrize(
-        ("fmt", "content_type"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
+        ("fmt", "content_type"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/jpeg")]
     )
     def test_accepts_png_jpeg_webp(self, api, make_job, fmt, content_type):
         job = make_job()
@@ -36,6 +37,7 @@ class TestUpload:
         assert body["segment_index"] is None and body["url"].startswith("http://testserver/media/jobs/")
         image = ReferenceImage.objects.get(id=body["id"])
         assert default_storage.exists(image.image.name)
+        assert image.image.name.endswith(".png" if content_type == "image/png" else ".jpg")
 
     def test_for_one_segment(self, api, make_job):
         job = make_job()
