@@ -34,6 +34,8 @@ def _resolve(path: str) -> Path:
 
 
 def protected_media(request: HttpRequest, path: str) -> HttpResponse:
+    if "\x00" in path:  # no stored name has one; the file system would refuse it with a 500
+        raise Http404("no such file")
     parts = path.split("/")
     try:
         job_id = uuid.UUID(parts[1]) if len(parts) > 1 and parts[0] == "jobs" else None

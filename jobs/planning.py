@@ -36,7 +36,7 @@ from .catalogue import (
 from .errors import InvalidInput
 from .fallbacks import check_fallbacks
 from .models import Continuity, ReferenceFit, Segment, VideoJob
-from .sizes import parse_size
+from .sizes import normalize_size, parse_size
 
 MONEY_QUANTUM = Decimal("0.0001")
 
@@ -317,6 +317,10 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
     duration, seg_len, fps = _check_fields(spec, segmentation_context(spec.manual_prompts))
     provider = spec.provider or settings.DEFAULT_PROVIDER
     size = spec.size or _default_size(provider, spec.model)
+    try:
+        size = normalize_size(size)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="size") from None
     model = _check_model(spec, provider, size)
     lengths = model.lengths_for(size, references=uses_reference_slots(spec.continuity, model))
     strategy = spec.strategy or settings.DEFAULT_STRATEGY

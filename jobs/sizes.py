@@ -15,3 +15,10 @@ def parse_size(size: str) -> tuple[int, int]:
     if width > 4096 or height > 4096:
         raise ValueError(f"size {size!r} is larger than 4096 pixels on a side")
     return width, height
+
+
+def normalize_size(size: str) -> str:
+    """The canonical spelling of a size: `320X240`, or 320x240 written in Arabic-Indic digits, is stored
+    as `320x240`. Raises ValueError like parse_size."""
+    width, height = parse_size(size.strip() if isinstance(size, str) else size)
+    return f"{width}x{height}"

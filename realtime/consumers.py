@@ -89,3 +89,11 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
+
+
+class NoSuchSocketConsumer(AsyncJsonWebsocketConsumer):
+    """A socket to a path we do not serve: accepted, then closed with 4404 (see the module doc)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND, reason="no such socket")

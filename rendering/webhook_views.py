@@ -44,6 +44,8 @@ def sora_webhook(request: HttpRequest) -> JsonResponse:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise WebhookError("the body is not JSON") from None
+        except RecursionError:
+            raise WebhookError("the body is JSON nested too deeply") from None
         _, kind, video_id = parse_event(payload)
     except WebhookError as exc:
         # Nothing is recorded or changed for a delivery we cannot trust.
@@ -84,6 +86,8 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise WebhookError("the body is not JSON") from None
+        except RecursionError:
+            raise WebhookError("the body is JSON nested too deeply") from None
         request_id, kind = fal_event(payload, header_request_id)
     except FalWebhookError as exc:
         if _keys_unavailable(exc):

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,6 +19,7 @@ from jobs.models import ReferenceImage
 from .base import JobAPIView
 from .input_serializers import ReferenceImageUploadSerializer, SegmentUpdateSerializer, check_declared_length
 from .output_serializers import ReferenceImageSerializer, SegmentSerializer
+from .parsers import BoundedJSONParser
 from .schema import action_schema, errors, index_path_parameter, job_path_parameter
 
 # --- Segments -----------------------------------------------------------------------------------------
@@ -39,7 +40,7 @@ class SegmentListView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter(), index_path_parameter()])
 class SegmentDetailView(JobAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         operation_id="segments_retrieve",

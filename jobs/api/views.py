@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -40,6 +40,7 @@ from .output_serializers import (
     VideoJobListSerializer,
     saved_annotation,
 )
+from .parsers import BoundedJSONParser
 from .schema import action_schema, errors, job_path_parameter
 from .throttles import VideoJobCreateThrottle
 
@@ -48,7 +49,7 @@ from .throttles import VideoJobCreateThrottle
 
 class VideoJobListCreateView(JobAPIView):
     pagination_class = VideoJobPagination
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     def get_throttles(self) -> list[BaseThrottle]:
         # Only creating is throttled: it stores work and usually starts paid renders.
@@ -169,7 +170,7 @@ class VideoJobCancelView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter()])
 class VideoJobRerenderView(JobAPIView):
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         operation_id="video_jobs_rerender",
@@ -200,7 +201,7 @@ class VideoJobEstimateView(JobAPIView):
 
 
 class EstimateView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         operation_id="estimate",

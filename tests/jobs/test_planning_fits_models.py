@@ -164,3 +164,14 @@ def test_the_catalogue_file_overrides_prices_and_adds_gateway_models(settings, t
     catalog.write_text('[[models]]\nprovider = "sora"\nid = "sora-2"\nclip_seconds = "long"\n')
     with pytest.raises(ImproperlyConfigured, match="models entry 1: clip_seconds must be a list"):
         model_spec("sora", "sora-2")
+
+
+@pytest.mark.parametrize("typed", ["320X240", " 320x240 ", "\u0663\u0662\u0660x\u0662\u0664\u0660"])
+def test_sizes_are_stored_in_their_canonical_spelling(typed):
+    assert plan_job(JobSpec(prompt=PROMPT, duration_seconds=10, size=typed)).plan.size == "320x240"
+
+
+def test_a_size_that_is_not_one_is_refused_on_its_field():
+    with pytest.raises(InvalidInput) as refused:
+        plan_job(JobSpec(prompt=PROMPT, duration_seconds=10, size="320x"))
+    assert "WIDTHxHEIGHT" in refused.value.errors["size"][0]
