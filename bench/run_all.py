@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = {
     "assembly": ["bench/assembly.py"],
     "pipeline": ["bench/pipeline.py"],
+    "embedded": ["bench/embedded.py"],
     "api": ["bench/api.py"],
     "realtime": ["bench/realtime.py"],
 }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 
 from celery import shared_task
 from django.conf import settings
@@ -16,16 +15,15 @@ from jobs.errors import InvalidInput
 from jobs.models import Segment, SegmentStatus
 from sora_controller.logs import log_context
 
-from . import dispatch, pipeline, ratelimit
+from . import dispatch, pipeline, ratelimit, transport
 from .providers.base import ProviderError
 from .providers.registry import get_provider
 from .transport import ASSEMBLE_JOB, RENDER_SEGMENT
 
 log = logging.getLogger(__name__)
 
-# An in-process wait longer than this re-checks the segment this often, so a segment settled by
-# someone else meanwhile (a webhook's step, a cancel) frees the thread at once.
-EAGER_CHECK_SECONDS = 0.5
+# What a step returns when it will run again on the in-process runner's timer (not settled yet).
+WAITING = "waiting"
 
 
 def backoff_seconds(failures: int, retry_after: float | None) -> float:
@@ -51,6 +49,8 @@ def render_segment(
 def _render_segment(task, job_id: str, segment_id: int, generation: int, transient: int, polls: int) -> str:
     self = task
     outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls)
+    if outcome == WAITING:
+        return outcome  # not settled: it comes back on a timer, still holding its provider slot
     # Settled, whatever the outcome: give back any provider slot this run of the segment holds
     # (idempotent; a slot is normally released as soon as the provider finishes).
     ratelimit.release_everywhere(ratelimit.member(segment_id, generation))
@@ -96,9 +96,16 @@ def _render_until_settled(
                 polls += 1
             delay = result.delay
         if task.request.is_eager:
-            # In-process runs (the embedded default) wait in this thread; there is no broker to defer to.
-            _eager_wait(segment_id, delay)
-            continue
+            # In-process runs (the embedded default) come back on the runner's timer, as the fleet does
+            # with a countdown, so waiting for a provider never holds one of its few threads.
+            transport.run_later(
+                task,
+                (job_id, segment_id, generation),
+                {"transient": transient, "polls": polls},
+                delay,
+                wake_if=lambda: not _still_rendering(segment_id),
+            )
+            return WAITING
         # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
         raise task.retry(
             args=(job_id, segment_id, generation),
@@ -127,16 +134,8 @@ def _fail_over(segment_id: int, reason: str) -> str | None:
         return None
 
 
-def _eager_wait(segment_id: int, delay: float) -> None:
-    """Sleep up to `delay` seconds, but stop early once the segment is no longer rendering."""
-    deadline = time.monotonic() + delay
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, EAGER_CHECK_SECONDS))
-        if (
-            left > EAGER_CHECK_SECONDS
-            and not Segment.objects.filter(id=segment_id, status=SegmentStatus.RENDERING).exists()
-        ):
-            return
+def _still_rendering(segment_id: int) -> bool:
+    return Segment.objects.filter(id=segment_id, status=SegmentStatus.RENDERING).exists()
 
 
 @shared_task(bind=True, name=ASSEMBLE_JOB, acks_late=True, reject_on_worker_lost=True)

@@ -4,10 +4,13 @@ modules can use it freely (no import loop between dispatch, tasks and the reaper
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import current_app
@@ -31,15 +34,49 @@ def enqueue(task_name: str, *args: Any) -> None:
         inprocess_runner().submit(task, args)
 
 
+def run_later(
+    task: Any,
+    args: tuple,
+    kwargs: dict[str, Any],
+    delay: float,
+    *,
+    wake_if: Callable[[], bool] | None = None,
+) -> None:
+    """The in-process runner's countdown: run `task` again after `delay` without holding a thread."""
+    inprocess_runner().submit_later(task, args, kwargs, delay, wake_if=wake_if)
+
+
+@dataclass(order=True)
+class _Later:
+    due: float
+    seq: int
+    task: Any = field(compare=False)
+    args: tuple = field(compare=False)
+    kwargs: dict[str, Any] = field(compare=False)
+    # Asked every WAKE_CHECK_SECONDS while waiting: True runs the task now (its segment settled meanwhile:
+    # cancelled, or advanced by a webhook), so a finished job never waits out a long poll delay.
+    wake_if: Callable[[], bool] | None = field(compare=False, default=None)
+
+
 class InProcessRunner:
     """A worker pool inside this process. Task functions run through Celery's own `apply()`, so the
-    embedded default exercises the same task code that the worker fleet runs."""
+    embedded default exercises the same task code that the worker fleet runs.
+
+    Waiting on a provider never holds a worker: a task that must poll again later hands itself to
+    `submit_later` (a timer, as the fleet uses countdowns) and frees its thread, so two threads keep every
+    segment of every job in flight at once."""
+
+    WAKE_CHECK_SECONDS = 0.5
 
     def __init__(self, workers: int, *, sweep: Sweep | None = None, sweep_every: float | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="render-worker")
         self._idle = threading.Condition()
         self._outstanding = 0
         self._stop = threading.Event()
+        self._timers: list[_Later] = []
+        self._timer_seq = 0
+        self._timer_wake = threading.Condition()
+        threading.Thread(target=self._run_timers, name="render-timers", daemon=True).start()
         if sweep is not None and sweep_every:
             # No celery beat here: the runner itself re-queues work a previous process left stalled
             # (a `make serve` that was stopped mid-render), with the same reaper the fleet uses.
@@ -56,15 +93,73 @@ class InProcessRunner:
             finally:
                 connections.close_all()
 
-    def submit(self, task: Any, args: tuple) -> None:
+    def submit(self, task: Any, args: tuple, kwargs: dict[str, Any] | None = None) -> None:
         with self._idle:
             self._outstanding += 1
-        self._pool.submit(self._call, task, args)
+        self._pool.submit(self._call, task, args, kwargs or {})
 
-    def _call(self, task: Any, args: tuple) -> None:
+    def submit_later(
+        self,
+        task: Any,
+        args: tuple,
+        kwargs: dict[str, Any],
+        delay: float,
+        *,
+        wake_if: Callable[[], bool] | None = None,
+    ) -> None:
+        """Run `task` after `delay` seconds without holding a thread meanwhile (or sooner, once
+        `wake_if()` says its reason to wait is gone). Counted as outstanding until it has run."""
+        with self._idle:
+            self._outstanding += 1
+        with self._timer_wake:
+            self._timer_seq += 1
+            heapq.heappush(
+                self._timers,
+                _Later(time.monotonic() + max(0.0, delay), self._timer_seq, task, args, kwargs, wake_if),
+            )
+            self._timer_wake.notify()
+
+    def _run_timers(self) -> None:
+        next_check = time.monotonic() + self.WAKE_CHECK_SECONDS
+        while True:
+            with self._timer_wake:
+                now = time.monotonic()
+                wait = next_check - now
+                if self._timers:
+                    wait = min(wait, self._timers[0].due - now)
+                if wait > 0:
+                    self._timer_wake.wait(timeout=wait)
+                now = time.monotonic()
+                due = []
+                while self._timers and self._timers[0].due <= now:
+                    due.append(heapq.heappop(self._timers))
+                waiting = list(self._timers) if now >= next_check else []
+            for entry in waiting:  # outside the lock: a wake check may query the database
+                if entry.wake_if is not None and self._should_wake(entry):
+                    with self._timer_wake:
+                        if entry in self._timers:
+                            self._timers.remove(entry)
+                            heapq.heapify(self._timers)
+                            due.append(entry)
+            if waiting or now >= next_check:
+                next_check = time.monotonic() + self.WAKE_CHECK_SECONDS
+                connections.close_all()  # the wake checks' connection belongs to this thread only
+            for entry in due:
+                # Already counted as outstanding by submit_later.
+                self._pool.submit(self._call, entry.task, entry.args, entry.kwargs)
+
+    @staticmethod
+    def _should_wake(entry: _Later) -> bool:
+        try:
+            return bool(entry.wake_if())  # type: ignore[misc]
+        except Exception:  # a failed check only means waiting the full delay
+            log.warning("wake check of %s failed", entry.task.name, exc_info=True)
+            return False
+
+    def _call(self, task: Any, args: tuple, kwargs: dict[str, Any] | None = None) -> None:
         close_old_connections()
         try:
-            task.apply(args=args)
+            task.apply(args=args, kwargs=kwargs or {})
         except Exception:  # apply() stores failures; log anything that escaped it
             log.exception("in-process task %s%r failed", task.name, args)
         finally:

@@ -1,0 +1,199 @@
+"""Benchmark: one job of N segments at provider latency L, through the embedded default and through the
+fleet, side by side.
+
+    python bench/embedded.py [--segments 30] [--latency 10]
+
+- embedded: SQLite, the in-process runner with its default 2 threads (a waiting segment goes back on
+  the runner's timer instead of holding a thread), run in a subprocess with no DATABASE_URL/REDIS_URL;
+- fleet: PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), one `celery worker` subprocess with 2
+  processes (polls are countdowns on the poll queue).
+
+Both render against the fake Videos API with latency L per clip and print wall time, the most clips in
+flight at once (as the provider saw them), and the wall time against the target 1.3 x L + assembly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--segments", type=int, default=30, help="segments in the job (N)")
+    parser.add_argument("--latency", type=float, default=10.0, help="provider seconds per clip (L)")
+    parser.add_argument("--mode", choices=["embedded", "fleet"], default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(list(argv))
+
+
+def start_fake(latency: float):
+    from rendering.fake_api import FakeConfig, FakeVideoServer
+    from rendering.fake_api import content as fake_content
+
+    fake_content.video_bytes("1280x720", 4.0, 30)  # warm the fake's clip cache
+    return FakeVideoServer(FakeConfig(latency=latency, poll_after_ms=500, api_key="sk-bench")).start()
+
+
+def run_job(fake, segments: int, latency: float, wait_done) -> dict:
+    """Create and render one sora job of `segments` 4 s segments against `fake`."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from jobs import services
+    from jobs.models import JobStatus, VideoJob
+
+    settings.SORA_BASE_URL = fake.url
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    tag = uuid.uuid4().hex[:6]
+    prompts = [f"Shot {i + 1} of a harbour at dawn, run {tag}" for i in range(segments)]
+    job = services.video_job_create(
+        owner=user,
+        prompt=" ".join(prompts),
+        duration_seconds=4.0 * segments,
+        segment_seconds=4,
+        strategy="manual",
+        manual_prompts=prompts,
+        provider="sora",
+        size="1280x720",
+        use_cache=False,
+    )
+    started = time.monotonic()
+    services.video_job_render(job=job)
+    wait_done(job.id, timeout=latency * segments + 300)
+    wall = time.monotonic() - started
+    job = VideoJob.objects.get(id=job.id)
+    if job.status != JobStatus.COMPLETED:
+        raise SystemExit(f"the job ended {job.status}: {job.error}")
+    last_clip = job.segments.order_by("-updated_at").first().updated_at
+    return {
+        "wall": wall,
+        "assembly": (job.finished_at - last_clip).total_seconds(),
+        "in_flight": fake.stats.max_in_flight,
+        "creates": fake.stats.creates,
+    }
+
+
+def embedded(args: argparse.Namespace) -> dict:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from jobs.models import JobStatus, VideoJob
+    from rendering.transport import inprocess_runner
+
+    call_command("migrate", verbosity=0)
+
+    def wait_done(job_id, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while VideoJob.objects.get(id=job_id).status not in {JobStatus.COMPLETED, JobStatus.FAILED}:
+            if time.monotonic() > deadline:
+                raise SystemExit("the embedded job did not finish in time")
+            time.sleep(0.05)
+        inprocess_runner().wait_idle(timeout=30)
+
+    fake = start_fake(args.latency)
+    try:
+        return run_job(fake, args.segments, args.latency, wait_done)
+    finally:
+        fake.stop()
+
+
+def fleet(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import pipeline  # bench/pipeline.py: the same scratch database, Redis db and worker helper
+
+    os.environ.update(pipeline._environment())
+    os.environ["DJANGO_SETTINGS_MODULE"] = "sora_controller.settings"
+    for folder in ("media", "data"):
+        (pipeline.WORK / folder).mkdir(parents=True, exist_ok=True)
+    pipeline._prepare_database()
+    import django
+
+    django.setup()
+    import redis
+
+    from jobs.models import JobStatus, VideoJob
+    from tests.support.worker import Worker, wait_for
+
+    redis.Redis.from_url(pipeline.REDIS).flushdb()
+
+    def wait_done(job_id, timeout: float) -> None:
+        wait_for(
+            lambda: VideoJob.objects.get(id=job_id).status in {JobStatus.COMPLETED, JobStatus.FAILED},
+            timeout=timeout,
+            interval=0.05,
+            what="the fleet job",
+        )
+
+    fake = start_fake(args.latency)
+    log = pipeline.WORK / "embedded-worker.log"
+    worker = Worker("bench-embedded", {**os.environ, "SORA_BASE_URL": fake.url}, log, concurrency=2)
+    try:
+        worker.wait_ready(timeout=60)
+        return run_job(fake, args.segments, args.latency, wait_done)
+    finally:
+        worker.stop()
+        fake.stop()
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    if args.mode == "embedded":
+        print(json.dumps(embedded(args)))
+        return 0
+    if args.mode == "fleet":
+        print(json.dumps(fleet(args)))
+        return 0
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-embedded-") as scratch:
+        for mode in ("embedded", "fleet"):
+            env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+            env.update(DJANGO_SETTINGS_MODULE="sora_controller.settings", SORA_API_KEY="sk-bench")
+            if mode == "embedded":
+                env.update(DATA_DIR=str(Path(scratch) / "data"), LOG_LEVEL="ERROR")
+            command = [sys.executable, __file__, "--mode", mode, "--segments", str(args.segments)]
+            command += ["--latency", str(args.latency)]
+            limit = args.latency * args.segments + 900
+            out = subprocess.run(
+                command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=limit
+            )
+            if out.returncode != 0:
+                print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+                return 1
+            results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"One job of {args.segments} segments, provider latency L = {args.latency:g} s per clip "
+        "(fake Videos API), 2 threads / 2 worker processes\n"
+    )
+    print("| runner | wall s | clips in flight at most | target 1.3 x L + assembly s | vs target | verdict |")
+    print("|---|---:|---:|---:|---:|---|")
+    failed = False
+    for mode, label in (
+        ("embedded", "embedded default (in-process, SQLite)"),
+        ("fleet", "fleet (Celery, PostgreSQL)"),
+    ):
+        row = results[mode]
+        target = 1.3 * args.latency + row["assembly"]
+        ok = row["wall"] <= target
+        failed |= not ok
+        print(
+            f"| {label} | {row['wall']:.2f} | {row['in_flight']} | {target:.2f} "
+            f"| {row['wall'] / target:.2f}x | {'PASS' if ok else 'FAIL'} |"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
