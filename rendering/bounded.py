@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -55,9 +56,12 @@ def run_bounded(
     on_stdout_line: Callable[[str], None] | None = None,
     input_bytes: bytes | None = None,
 ) -> Finished:
-    """Run `args`; stdout is collected (or handed line by line to `on_stdout_line`, which may raise to
-    stop the run), stderr's tail kept. Raises TimedOut after `timeout` seconds, with the process group
-    killed and reaped. Any exception from `on_stdout_line` also kills it."""
+    """Run `args`; stdout is collected (or handed line by line to `on_stdout_line`, in the calling
+    thread, which may raise to stop the run), stderr's tail kept. Raises TimedOut after `timeout`
+    seconds, with the process group killed and reaped. Any exception from `on_stdout_line` also kills it.
+
+    The pipes are read by two threads that only move bytes; the callback runs in the caller's thread,
+    because it may touch the database (a progress report), whose connections belong to one thread."""
     proc = subprocess.Popen(
         list(args),
         stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
@@ -74,28 +78,15 @@ def run_bounded(
         while kept[0] > STDERR_TAIL_BYTES and len(stderr_tail) > 1:
             kept[0] -= len(stderr_tail.popleft())
 
-    stdout_parts: list[bytes] = []
-    pending = [b""]
-    failure: list[BaseException] = []
+    chunks: queue.Queue[bytes | None] = queue.Queue()
 
-    def keep_stdout(chunk: bytes) -> None:
-        if on_stdout_line is None:
-            stdout_parts.append(chunk)
-            return
-        if failure:
-            return
-        pending[0] += chunk
-        *lines, pending[0] = pending[0].split(b"\n")
-        try:
-            for line in lines:
-                on_stdout_line(line.decode("utf-8", "replace"))
-        except BaseException as exc:  # the caller abandons the run: stop ffmpeg at once
-            failure.append(exc)
-            _kill(proc)
+    def read_stdout() -> None:
+        _drain(proc.stdout, chunks.put)
+        chunks.put(None)  # end of output
 
     readers = [
         threading.Thread(target=_drain, args=(proc.stderr, keep_stderr), daemon=True),
-        threading.Thread(target=_drain, args=(proc.stdout, keep_stdout), daemon=True),
+        threading.Thread(target=read_stdout, daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -104,20 +95,36 @@ def run_bounded(
             proc.stdin.write(input_bytes)
             proc.stdin.close()
     deadline = time.monotonic() + timeout
+    stdout_parts: list[bytes] = []
+    pending = b""
     try:
-        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimedOut(timeout)
+            try:
+                chunk = chunks.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if chunk is None:
+                break
+            if on_stdout_line is None:
+                stdout_parts.append(chunk)
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                on_stdout_line(line.decode("utf-8", "replace"))
+        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         _kill(proc)
-        for reader in readers:
-            reader.join(timeout=5)
         raise TimedOut(timeout) from None
     except BaseException:
         _kill(proc)
         raise
-    for reader in readers:
-        reader.join(timeout=5)
-    if failure:
-        raise failure[0]
+    finally:
+        for reader in readers:
+            reader.join(timeout=5)
     return Finished(proc.returncode, b"".join(stdout_parts), b"".join(stderr_tail))
 
 
