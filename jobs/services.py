@@ -137,6 +137,23 @@ def _refuse_while_active(job: VideoJob) -> None:
         )
 
 
+def _check_image_caps(job: VideoJob, adding: CheckedImage) -> None:
+    """Per-job caps on reference images, so one job cannot fill the media store."""
+    images = list(job.reference_images.values_list("size_bytes", flat=True))
+    if len(images) >= settings.UPLOAD_MAX_IMAGES_PER_JOB:
+        raise InvalidInput(
+            f"this job already has {len(images)} reference images; the limit is "
+            f"{settings.UPLOAD_MAX_IMAGES_PER_JOB} (UPLOAD_MAX_IMAGES_PER_JOB): remove one first",
+            field="image",
+        )
+    if sum(images) + adding.size_bytes > settings.UPLOAD_MAX_BYTES_PER_JOB:
+        raise InvalidInput(
+            f"this job's reference images would take more than {settings.UPLOAD_MAX_BYTES_PER_JOB} bytes "
+            "(UPLOAD_MAX_BYTES_PER_JOB): remove one first",
+            field="image",
+        )
+
+
 def _store_image(job: VideoJob, checked: CheckedImage, segment_index: int | None) -> ReferenceImage:
     segment = None
     if segment_index is not None:
@@ -147,6 +164,7 @@ def _store_image(job: VideoJob, checked: CheckedImage, segment_index: int | None
                 f"{job.segments.count() - 1}",
                 field="segment_index",
             )
+    _check_image_caps(job, checked)
     image = ReferenceImage(
         job=job,
         segment=segment,

@@ -9,17 +9,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator, OriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 
+from realtime.origin import SameOriginValidator  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 
 def origin_checked(app):
-    """Sockets only from our own hosts, plus the separate front end named by FRONTEND_ORIGIN."""
-    if settings.FRONTEND_ORIGIN:
-        return OriginValidator(app, [*settings.ALLOWED_HOSTS, *settings.FRONTEND_ORIGIN])
-    return AllowedHostsOriginValidator(app)
+    """Sockets only from our own origin (port included), plus the front end named by FRONTEND_ORIGIN."""
+    return SameOriginValidator(app)
 
 
 application = ProtocolTypeRouter(

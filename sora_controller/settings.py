@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "jobs",
     "segmentation",
     "rendering",
@@ -77,7 +79,21 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one user name from one
+# address, that pair is locked out for LOGIN_LOCKOUT_MINUTES (workspace and admin logins alike).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_LOCKOUT_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "sora_controller.urls"
 WSGI_APPLICATION = "sora_controller.wsgi.application"
@@ -235,6 +251,9 @@ UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
 # A reference image more than this many times longer one way than the other is refused (20000000x2
 # images decode into something no model can use and ffmpeg chokes on).
 UPLOAD_MAX_ASPECT_RATIO = env_float("UPLOAD_MAX_ASPECT_RATIO", 8.0)
+# Per job: how many reference images, and how many bytes of them (the clean copies), at most.
+UPLOAD_MAX_IMAGES_PER_JOB = env_int("UPLOAD_MAX_IMAGES_PER_JOB", 64)
+UPLOAD_MAX_BYTES_PER_JOB = env_int("UPLOAD_MAX_BYTES_PER_JOB", 200 * 1024 * 1024)
 
 # --- Media tools ----------------------------------------------------------------------------------
 # Empty: the ffmpeg binary shipped in the imageio-ffmpeg wheel. Set to use another ffmpeg.

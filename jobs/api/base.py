@@ -37,6 +37,9 @@ class JobAPIView(APIView):
         user = self.request.user
         if self.request.method in SAFE_METHODS or job.owner_id == user.id:
             return
+        if self.owner_content:
+            # Operators may render, retry and cancel anyone's job, never rewrite what a person wrote.
+            raise PermissionDenied("only the job's owner may change its prompts and reference images")
         needed = (
             "jobs.delete_videojob"
             if self.request.method == "DELETE" and self.deletes_job
@@ -48,6 +51,8 @@ class JobAPIView(APIView):
             )
 
     deletes_job = False
+    # Writes here change what the owner wrote or chose (segment prompts, reference images).
+    owner_content = False
 
     @staticmethod
     def get_segment(job: VideoJob, index: int) -> Segment:

@@ -40,6 +40,8 @@ class SegmentListView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter(), index_path_parameter()])
 class SegmentDetailView(JobAPIView):
+    owner_content = True
+
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
@@ -88,6 +90,8 @@ class SegmentRerenderView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter()])
 class ReferenceImageListView(JobAPIView):
+    owner_content = True
+
     parser_classes = [MultiPartParser]
 
     @extend_schema(
@@ -129,6 +133,8 @@ class ReferenceImageListView(JobAPIView):
     ]
 )
 class ReferenceImageDetailView(JobAPIView):
+    owner_content = True
+
     def get_image(self, job_id: uuid.UUID, image_id: int) -> ReferenceImage:
         for image in self.get_job(job_id).reference_images.all():
             if image.id == image_id:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 from rest_framework.test import APIClient
 
 from jobs import services
@@ -61,3 +65,21 @@ def test_superuser_may_delete(django_user_model, job):
     client = staff_client(django_user_model, "root", superuser=True)
     assert client.delete(f"/api/video-jobs/{job.id}/").status_code == 204
     assert not VideoJob.objects.filter(id=job.id).exists()
+
+
+def test_the_operator_acts_on_others_jobs_but_never_rewrites_their_prompts_or_images(
+    django_user_model, job, django_capture_on_commit_callbacks
+):
+    client = staff_client(django_user_model, "runner", RUNNERS)
+    base = f"/api/video-jobs/{job.id}"
+    response = client.patch(f"{base}/segments/0/", {"prompt": "Something else."}, format="json")
+    assert response.status_code == 403 and "only the job's owner" in response.json()["detail"]
+    image = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(image, format="PNG")
+    image.seek(0)
+    upload = SimpleUploadedFile("x.png", image.read(), content_type="image/png")
+    assert client.post(f"{base}/reference-images/", {"image": upload}, format="multipart").status_code == 403
+    job.refresh_from_db()
+    assert job.segments.get(index=0).prompt != "Something else." and not job.reference_images.exists()
+    with django_capture_on_commit_callbacks():
+        assert client.post(f"{base}/render/").status_code == 202  # acting is still allowed
