@@ -17,10 +17,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from jobs.models import WebhookEvent
-
 from .providers.fal_webhooks import FalWebhookError, verify_fal_webhook
-from .webhooks import WebhookError, parse_event, receive, verify
+from .webhooks import WebhookError, check_event_id, parse_event, receive, verify
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +45,9 @@ def sora_webhook(request: HttpRequest) -> JsonResponse:
         except RecursionError:
             raise WebhookError("the body is JSON nested too deeply") from None
         _, kind, video_id = parse_event(payload)
+        check_event_id(request.headers["webhook-id"])
     except WebhookError as exc:
-        # Nothing is recorded or changed for a delivery we cannot trust.
+        # Nothing is recorded or changed for a delivery we cannot trust (or could not record whole).
         return JsonResponse({"detail": exc.message}, status=400)
     outcome = receive(event_id=request.headers["webhook-id"], kind=kind, video_id=video_id)
     return JsonResponse({"received": True, "outcome": outcome})
@@ -102,13 +101,10 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
     # retry may carry a new timestamp and so a new signature): the request id is what makes a retry or a
     # replay a duplicate. Prefixed, so it cannot collide with another provider's event ids in the column.
     event_id = f"fal:{request_id}"
-    limit = WebhookEvent._meta.get_field("event_id").max_length
-    if limit is not None and len(event_id) > limit:
-        # Cut short it would no longer be the delivery's own key; refuse rather than record it wrongly.
+    try:
+        check_event_id(request_id, prefix="fal:", what="request id")
+    except WebhookError as exc:
         log.error("fal webhook request id of %d characters exceeds WebhookEvent.event_id", len(request_id))
-        return JsonResponse(
-            {"detail": f"the request id is longer than the {limit - len('fal:')} characters we can record"},
-            status=400,
-        )
+        return JsonResponse({"detail": exc.message}, status=400)
     outcome = receive(event_id=event_id, kind=kind, video_id=request_id, provider="fal")
     return JsonResponse({"received": True, "outcome": outcome})

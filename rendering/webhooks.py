@@ -88,6 +88,14 @@ def verify(
     raise WebhookError("no webhook-signature matches this body")
 
 
+def check_event_id(event_id: str, *, prefix: str = "", what: str = "delivery id") -> None:
+    """Refuse an id too long for WebhookEvent.event_id: cut short it would no longer be the delivery's own
+    key (two deliveries could collide), so it is refused rather than recorded wrongly."""
+    limit = WebhookEvent._meta.get_field("event_id").max_length or 0
+    if len(prefix) + len(event_id) > limit:
+        raise WebhookError(f"the {what} is longer than the {limit - len(prefix)} characters we can record")
+
+
 def parse_event(event: Any) -> tuple[str, str, str]:
     """(event id, type, video id) of an event body, or WebhookError."""
     if not isinstance(event, dict):
@@ -150,7 +158,7 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
         try:
             with transaction.atomic():
                 WebhookEvent.objects.create(
-                    event_id=event_id[:200],
+                    event_id=event_id,
                     provider=provider,
                     type=kind[:80],
                     video_id=video_id[:200],

@@ -198,3 +198,11 @@ def test_end_to_end_the_webhook_finishes_the_job_long_before_the_next_poll(
     assert stats.polls <= 2  # the first poll (before completion) and the webhook's
     assert WebhookEvent.objects.get().outcome == "advanced"
     finish(job)  # the waiting poller notices the segment settled and lets go of its thread
+
+
+@pytest.mark.django_db
+def test_a_delivery_id_too_long_to_record_whole_is_refused_not_cut(client, rendering_segment):
+    long_id = "msg_" + "x" * 300  # two such ids cut to 200 characters would collide
+    answer = post(client, event("video_abc"), msg_id=long_id)
+    assert answer.status_code == 400 and "longer than the 200 characters" in answer.json()["detail"]
+    assert not WebhookEvent.objects.exists()
