@@ -11,7 +11,6 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from rendering import webhooks
-from sora_controller.asgi import application
 
 from .conftest import assert_error
 
@@ -52,10 +51,13 @@ def test_a_nul_in_a_media_path_is_a_404(api, make_job):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_socket_to_an_unknown_path_is_closed_with_4404():
+    from sora_controller.asgi import application  # imported late: it loads the whole ASGI stack
+
+    # A browser on the page's own origin (host and port agree with the Host header it connected to).
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+
     async def connect() -> tuple[bool, object]:
-        communicator = WebsocketCommunicator(
-            application, "/ws/other/", headers=[(b"origin", b"http://127.0.0.1")]
-        )
+        communicator = WebsocketCommunicator(application, "/ws/other/", headers=headers)
         connected, _ = await communicator.connect(timeout=5)
         closed = await communicator.receive_output(timeout=5)
         await communicator.disconnect()
