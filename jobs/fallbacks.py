@@ -14,9 +14,7 @@ if TYPE_CHECKING:
 MAX_FALLBACKS = 3
 
 
-def check_fallbacks(
-    spec: JobSpec, provider: str, primary: ModelSpec, size: str, plan: Plan
-) -> tuple[list[str], list[str]]:
+def check_fallbacks(spec: JobSpec, primary: ModelSpec, size: str, plan: Plan) -> tuple[list[str], list[str]]:
     """The fallback models as "provider:model", each usable here at the job's size and continuity; and,
     in words, the segments a fallback could not take over (its clips are shorter than the segment)."""
     if isinstance(spec.fallback_models, str) or not all(isinstance(f, str) for f in spec.fallback_models):
@@ -26,7 +24,7 @@ def check_fallbacks(
     if len(spec.fallback_models) > MAX_FALLBACKS:
         raise InvalidInput(f"at most {MAX_FALLBACKS} fallback models", field="fallback_models")
     chosen, notes, errors = [], [], []
-    primary_key = f"{provider_catalogue(provider).provider}:{primary.id}"
+    primary_key = f"{primary.provider}:{primary.id}"  # the provider's own name, whatever alias was used
     for number, text in enumerate(spec.fallback_models, start=1):
         name, _, model_id = text.partition(":")
         try:

@@ -344,7 +344,7 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
             billed_seconds=plan.billed_seconds,
             price_per_second=plan.price_per_second,
         )
-    fallbacks, uncovered = check_fallbacks(spec, provider, model, size, plan)
+    fallbacks, uncovered = check_fallbacks(spec, model, size, plan)
     notices = [str(n) for n in context.extra.get("notices", [])] + notices + uncovered
     return CheckedJob(spec, duration, seg_len, fps, plan, notices, fallbacks)
 

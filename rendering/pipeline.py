@@ -154,7 +154,7 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
                     # Over the fleet's limit for this provider: come back later without calling it.
                     _show_waiting(segment)
                     return PollLater(wait, polled=False)
-                task = _submit(segment, provider, work_dir, report)
+                task = _submit(segment, provider, model, work_dir, report)
             if not task.done:
                 report(task.progress, task.status)
                 # A render submitted in this step starts its poll backoff afresh.
@@ -277,9 +277,10 @@ def _provider_message(exc: ProviderError) -> str:
     return f"{exc.code}: {exc.message}" if exc.code else exc.message
 
 
-def _submit(segment: Segment, provider: VideoProvider, work_dir: Path, report) -> ProviderTask:
+def _submit(
+    segment: Segment, provider: VideoProvider, model: ModelSpec, work_dir: Path, report
+) -> ProviderTask:
     job = segment.job
-    model = model_spec(segment.render_provider, segment.render_model)
     frames = segment_frames(segment, model)
     request = RenderRequest(
         prompt=segment.prompt,
