@@ -44,6 +44,11 @@ def video_job_detail(*, user: Any, job_id: uuid.UUID | str) -> VideoJob | None:
     )
 
 
+def segment_own_image(segment: Segment) -> ReferenceImage | None:
+    """The newest reference image attached to this one segment (its keyframe), if any."""
+    return ReferenceImage.objects.filter(segment=segment).order_by("-created_at", "-id").first()
+
+
 def segment_reference_image(segment: Segment) -> ReferenceImage | None:
     """The reference image that applies to a segment, by the job's continuity mode.
 
@@ -51,7 +56,7 @@ def segment_reference_image(segment: Segment) -> ReferenceImage | None:
     `chain` modes (later chained segments start from the previous clip instead) and every segment in
     `reference` mode.
     """
-    own = ReferenceImage.objects.filter(segment=segment).order_by("-created_at", "-id").first()
+    own = segment_own_image(segment)
     if own is not None:
         return own
     job_image = (

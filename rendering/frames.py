@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from jobs.catalogue import ModelSpec
 from jobs.models import Continuity, ReferenceImage, Segment
 from jobs.planning import uses_reference_slots
-from jobs.selectors import segment_reference_image
+from jobs.selectors import segment_own_image, segment_reference_image
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,6 @@ def _image(image: ReferenceImage | None) -> Frame | None:
     return Frame(image.image.name, image.sha256) if image is not None else None
 
 
-def _own_image(segment: Segment) -> ReferenceImage | None:
-    return ReferenceImage.objects.filter(segment=segment).order_by("-created_at", "-id").first()
-
-
 def segment_frames(segment: Segment, model: ModelSpec) -> SegmentFrames:
     job = segment.job
     if job.continuity == Continuity.CHAIN and segment.index > 0:
@@ -53,6 +49,6 @@ def segment_frames(segment: Segment, model: ModelSpec) -> SegmentFrames:
         return SegmentFrames(references=tuple(_image(i) for i in images[: model.reference_images]))
     if job.continuity == Continuity.BRIDGE:
         following = Segment.objects.filter(job=job, index=segment.index + 1).first()
-        last = _image(_own_image(following)) if following is not None and model.last_frame else None
+        last = _image(segment_own_image(following)) if following is not None and model.last_frame else None
         return SegmentFrames(first=_image(segment_reference_image(segment)), last=last)
     return SegmentFrames(first=_image(segment_reference_image(segment)))
