@@ -50,6 +50,8 @@ IN_FLIGHT_SEGMENT_STATUSES = frozenset({SegmentStatus.QUEUED, SegmentStatus.REND
 UNSETTLED_SEGMENT_STATUSES = frozenset({SegmentStatus.PENDING, *IN_FLIGHT_SEGMENT_STATUSES})
 # A segment that ended without a clip: what a retry renders again.
 UNFINISHED_SEGMENT_STATUSES = frozenset({SegmentStatus.FAILED, SegmentStatus.CANCELLED})
+# A segment a run has finished with, one way or the other: the job's next step is due.
+SETTLED_SEGMENT_STATUSES = frozenset({SegmentStatus.COMPLETED, *UNFINISHED_SEGMENT_STATUSES})
 # A segment whose prompt and images a person may change (not while the workers hold it).
 EDITABLE_SEGMENT_STATUSES = frozenset(
     {SegmentStatus.PENDING, SegmentStatus.COMPLETED, *UNFINISHED_SEGMENT_STATUSES}
@@ -124,6 +126,12 @@ class VideoJob(models.Model):
     # the `sentences` strategy planned it instead. A list of strings.
     notices = models.JSONField(default=list, blank=True)
 
+    # Recovery (jobs.leases): by when the job must have moved on (its run started, the step after a
+    # settled segment taken, its assembly begun or heartbeated) before the reaper resumes it; the token
+    # names the assembly run that holds it while it assembles.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -191,6 +199,15 @@ class Segment(models.Model):
     )
     # Set by a re-render: the person asked for a fresh take, so the cache is not consulted.
     bypass_cache = models.BooleanField(default=False)
+    # Recovery (jobs.leases): the run of render_segment that holds this segment, and by when it must
+    # come back (heartbeat while it works, its poll countdown plus a grace while it waits); past that
+    # the reaper hands the segment to a new run. `lease_waiting`: between polls, where a provider's
+    # webhook may take the segment over instead of starting a second poll chain. `lease_poked`: a webhook
+    # came while a step was running, so that step polls again at once instead of waiting.
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    lease_waiting = models.BooleanField(default=False)
+    lease_poked = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -299,7 +316,7 @@ class WebhookEvent(models.Model):
     segment = models.ForeignKey(
         Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_events"
     )
-    # What the delivery did: "advanced", "unknown_video", "not_rendering", "ignored_type".
+    # What the delivery did: "advanced", "unknown_video", "not_rendering", "in_progress", "ignored_type".
     outcome = models.CharField(max_length=40)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import budget, ledger
+from . import budget, leases, ledger
 from .catalogue import CapabilityError, model_spec
 from .errors import IllegalTransition, NotFound
 from .events import JOB_ASSEMBLY, JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
@@ -38,6 +37,7 @@ from .models import (
     FINISHED_JOB_STATUSES,
     IN_FLIGHT_SEGMENT_STATUSES,
     RENDERING_JOB_STATUSES,
+    SETTLED_SEGMENT_STATUSES,
     JobStatus,
     Segment,
     SegmentStatus,
@@ -113,14 +113,19 @@ def _move_segment(
     *,
     charges: tuple[Charge, ...] = (),
     publish: bool = True,
+    match: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Segment:
     """Lock, claim, charge, recompute progress and publish one segment transition (see the module doc).
-    Raises IllegalTransition when the segment is not in one of the move's source statuses."""
+    Raises IllegalTransition when the segment is not in one of the move's source statuses (or does not
+    match `match`)."""
     step = SEGMENT_MOVES[move]
     with transaction.atomic():
         lock_job_of_segment(segment_id)
-        segment = claim_segment(segment_id, step.target, allowed=step.sources, **fields)
+        segment = claim_segment(segment_id, step.target, allowed=step.sources, match=match, **fields)
+        if step.target in SETTLED_SEGMENT_STATUSES:
+            # Whoever settled it now takes the job's next step; if that is lost, the reaper takes it.
+            leases.job_expect_progress(segment.job_id)
         for charge in charges:
             ledger.charge(
                 segment=segment,
@@ -165,9 +170,16 @@ def recompute_progress(job: VideoJob) -> float:
 # --- Segments ---------------------------------------------------------------------------------------
 
 
-def segment_claim(*, segment_id: int, generation: int) -> Segment | None:
-    """Claim a queued segment for rendering (attempts + 1), or resume one left rendering by a lost
-    worker. Returns None when there is nothing to do: the run is stale, or the segment is settled."""
+class LeaseHeld(Exception):
+    """Another run of render_segment holds the segment's lease (jobs.leases): this one stops, touching
+    nothing (not even the provider slot, which is the live run's)."""
+
+
+def segment_claim(*, segment_id: int, generation: int, token: str) -> Segment | None:
+    """Claim a queued segment for rendering (attempts + 1) for the run `token`, or take the next step
+    on a rendering one whose lease that run holds (or that a lost run left expired). Returns None when
+    there is nothing to do (the run is stale, or the segment is settled); raises LeaseHeld when another
+    live run holds the segment."""
     with transaction.atomic():
         lock_job_of_segment(segment_id)
         segment = Segment.objects.select_related("job").filter(id=segment_id).first()
@@ -176,12 +188,20 @@ def segment_claim(*, segment_id: int, generation: int) -> Segment | None:
         if segment.job.status in FINISHED_JOB_STATUSES:
             return None
         if segment.status == SegmentStatus.RENDERING:
-            return segment  # redelivered after a crash: resume, do not count a new attempt
+            # The next step of our own run, or a resume after a crash (no new attempt is counted).
+            if not leases.segment_take(segment_id, token):
+                raise LeaseHeld(f"segment {segment_id} is held by another run")
+            segment.refresh_from_db()
+            return segment
         if segment.status != SegmentStatus.QUEUED:
             return None
         if segment.job.status == JobStatus.QUEUED:
             _move_job(segment.job_id, "start_rendering")
-        return _move_segment(segment_id, "start", attempts=F("attempts") + 1, error="")
+        # One conditional UPDATE moves it to rendering and gives it to this run: of several messages
+        # for a queued segment (the reaper re-sends lost ones), the first wins.
+        return _move_segment(
+            segment_id, "start", attempts=F("attempts") + 1, error="", **leases.working_fields(token)
+        )
 
 
 def segment_set_provider_task(*, segment_id: int, task_id: str, provider_status: str = "") -> None:
@@ -191,12 +211,16 @@ def segment_set_provider_task(*, segment_id: int, task_id: str, provider_status:
     )
 
 
-def segment_progress(*, segment_id: int, progress: float, provider_status: str = "") -> bool:
-    """Record progress; returns False when the segment is no longer rendering (cancelled: stop work)."""
+def segment_progress(
+    *, segment_id: int, progress: float, provider_status: str = "", token: str | None = None
+) -> bool:
+    """Record progress; returns False when the segment is no longer rendering (cancelled) or, given the
+    run's `token`, no longer held by that run (taken over after it was presumed lost): stop work."""
     try:
         _move_segment(
             segment_id,
             "report_progress",
+            match={"lease_token": token} if token is not None else None,
             progress=max(0.0, min(100.0, float(progress))),
             provider_status=provider_status or F("provider_status"),
         )
@@ -347,8 +371,9 @@ def segment_fail_over(*, segment_id: int, reason: str) -> str | None:
 # --- Jobs -------------------------------------------------------------------------------------------
 
 
-def job_assembly_start(*, job_id: uuid.UUID | str, generation: int) -> VideoJob | None:
-    """Claim the job for assembly; None when the run is stale or the job is no longer rendering."""
+def job_assembly_start(*, job_id: uuid.UUID | str, generation: int, token: str) -> VideoJob | None:
+    """Claim the job for the assembly run `token`; None when the run is stale, the job is no longer
+    rendering, or another live assembly run holds it."""
     with transaction.atomic():
         job = VideoJob.objects.select_for_update().filter(id=job_id).first()
         if job is None or job.render_generation != generation:
@@ -356,11 +381,19 @@ def job_assembly_start(*, job_id: uuid.UUID | str, generation: int) -> VideoJob 
         if job.segments.exclude(status=SegmentStatus.COMPLETED).exists():
             raise IllegalTransition(f"job {job_id} still has segments that are not completed")
         if job.status == JobStatus.ASSEMBLING:
-            # A redelivered or reaped assembly after the assembler died: assemble again (the output is
-            # written under a new name and claimed once by job_complete).
+            # A redelivered or reaped assembly after the assembler died: assemble again if its lease
+            # expired (the output is written under a new name and claimed once by job_complete).
+            if not leases.job_take_assembly(job_id, token):
+                return None
+            job.refresh_from_db()
             return job
         try:
-            return _move_job(job_id, "start_assembly", match={"render_generation": generation})
+            return _move_job(
+                job_id,
+                "start_assembly",
+                match={"render_generation": generation},
+                **leases.job_assembly_fields(token),
+            )
         except IllegalTransition:
             return None
 
@@ -413,29 +446,3 @@ def job_fail(*, job_id: uuid.UUID | str, error: str) -> VideoJob | None:
         return _move_job(job_id, "fail", error=error[:4000], finished_at=timezone.now())
     except IllegalTransition:
         return None
-
-
-def stale_work_claim(*, cutoff: datetime) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
-    """Claim segments and assemblies that made no progress since `cutoff`, for the reaper to re-queue.
-
-    Each row is claimed with a conditional UPDATE that moves its `updated_at` to now, so two reapers
-    never both re-queue it and it is not reaped again until another stale period has passed. Returns
-    ([(job_id, segment_id, generation)], [(job_id, generation)]).
-    """
-    now = timezone.now()
-    segments: list[tuple[str, int, int]] = []
-    candidates = Segment.objects.filter(
-        status__in=IN_FLIGHT_SEGMENT_STATUSES,
-        updated_at__lt=cutoff,
-        job__status__in=RENDERING_JOB_STATUSES,
-    ).values_list("id", "job_id", "job__render_generation")
-    for segment_id, job_id, generation in candidates:
-        if Segment.objects.filter(id=segment_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
-            segments.append((str(job_id), segment_id, generation))
-    assemblies: list[tuple[str, int]] = []
-    for job_id, generation in VideoJob.objects.filter(
-        status=JobStatus.ASSEMBLING, updated_at__lt=cutoff
-    ).values_list("id", "render_generation"):
-        if VideoJob.objects.filter(id=job_id, updated_at__lt=cutoff).update(updated_at=now) == 1:
-            assemblies.append((str(job_id), generation))
-    return segments, assemblies

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import budget
+from . import budget, leases
 from .errors import IllegalTransition, InvalidInput, NotFound
 from .events import JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
 from .files import delete_files, delete_files_after_commit
@@ -229,7 +229,13 @@ def _start(job: VideoJob, segments_filter: dict[str, Any], *, from_statuses: Ite
             provider_task_id="",
             provider_status="",
             updated_at=timezone.now(),
+            lease_token="",
+            lease_expires_at=None,
+            lease_waiting=False,
         )
+        # If the hand-over after commit is lost (the process dies, the broker is down), the reaper
+        # starts the run from this state once the lease expires.
+        leases.job_expect_progress(job.id)
         job.refresh_from_db()
         job.progress = recompute_progress(job)
         status = job_status(job)

@@ -91,12 +91,18 @@ def claim_job(
 
 
 def claim_segment(
-    segment_id: int, target: str, *, allowed: Iterable[str] | None = None, **fields: Any
+    segment_id: int,
+    target: str,
+    *,
+    allowed: Iterable[str] | None = None,
+    match: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> Segment:
-    """Move a segment to `target` from one of `allowed` (default: every status the graph allows)."""
+    """Move a segment to `target` from one of `allowed` (default: every status the graph allows) if the
+    row also matches `match` (e.g. the lease of the run making the move)."""
     from_statuses = set(allowed) if allowed is not None else sources(SEGMENT_TRANSITIONS, target)
     check_move(SEGMENT_TRANSITIONS, from_statuses, target)
-    updated = Segment.objects.filter(id=segment_id, status__in=from_statuses).update(
+    updated = Segment.objects.filter(id=segment_id, status__in=from_statuses, **(match or {})).update(
         status=target, updated_at=timezone.now(), **fields
     )
     segment = Segment.objects.select_related("job").filter(id=segment_id).first()

@@ -14,7 +14,7 @@ import uuid
 
 from django.db import transaction
 
-from jobs import render_state
+from jobs import leases, render_state
 from jobs.models import (
     IN_FLIGHT_SEGMENT_STATUSES,
     RENDERING_JOB_STATUSES,
@@ -36,18 +36,49 @@ def _queued_ids(job_id: uuid.UUID | str) -> list[int]:
     )
 
 
+def _send_segments(job_id: uuid.UUID | str, generation: int, segment_ids: list[int]) -> None:
+    # Recorded before sending: a message lost with the broker is sent again by the reaper.
+    leases.segment_expect_start(segment_ids)
+    leases.job_moved_on(job_id)  # the segments hold their own leases now
+    for segment_id in segment_ids:
+        enqueue(RENDER_SEGMENT, str(job_id), segment_id, generation)
+
+
+def _send_assembly(job_id: uuid.UUID | str, generation: int) -> None:
+    leases.job_expect_progress(job_id)
+    enqueue(ASSEMBLE_JOB, str(job_id), generation)
+
+
 def enqueue_render(job_id: uuid.UUID | str, generation: int) -> None:
     """Start a run: every queued segment at once (parallel), or the first one (chain). Plugged into
     jobs.work_queue by rendering.apps."""
     job = VideoJob.objects.get(id=job_id)
     queued = _queued_ids(job_id)
     if not queued:
-        enqueue(ASSEMBLE_JOB, str(job_id), generation)
+        _send_assembly(job_id, generation)
         return
     if job.continuity == Continuity.CHAIN:
         queued = queued[:1]
-    for segment_id in queued:
-        enqueue(RENDER_SEGMENT, str(job_id), segment_id, generation)
+    _send_segments(job_id, generation, queued)
+
+
+def resume(job_id: uuid.UUID | str, generation: int) -> str:
+    """The reaper's step for a job past its lease (its run never started, or the step after a settled
+    segment was lost): send what its state says should be running. Idempotent."""
+    job = VideoJob.objects.filter(id=job_id).first()
+    if job is None or job.render_generation != generation or job.status not in RENDERING_JOB_STATUSES:
+        return "idle"
+    if job.continuity == Continuity.PARALLEL:
+        # Queued segments no message was ever recorded for (the run's start was lost).
+        unsent = list(
+            job.segments.filter(status=SegmentStatus.QUEUED, lease_expires_at__isnull=True).values_list(
+                "id", flat=True
+            )
+        )
+        if unsent:
+            _send_segments(job_id, generation, unsent)
+            return "sent"
+    return advance(job_id, generation)
 
 
 def advance(job_id: uuid.UUID | str, generation: int) -> str:
@@ -60,6 +91,7 @@ def advance(job_id: uuid.UUID | str, generation: int) -> str:
     segments = list(job.segments.order_by("index").values("id", "index", "status"))
     if job.continuity == Continuity.CHAIN:
         if any(s["status"] == SegmentStatus.RENDERING for s in segments):
+            leases.job_moved_on(job_id)
             return "waiting"
         broken = next((s for s in segments if s["status"] in UNFINISHED_SEGMENT_STATUSES), None)
         queued = [s for s in segments if s["status"] == SegmentStatus.QUEUED]
@@ -73,9 +105,10 @@ def advance(job_id: uuid.UUID | str, generation: int) -> str:
                     )
             queued = []
         if queued:
-            enqueue(RENDER_SEGMENT, str(job_id), queued[0]["id"], generation)
+            _send_segments(job_id, generation, [queued[0]["id"]])
             return "next"
     elif any(s["status"] in IN_FLIGHT_SEGMENT_STATUSES for s in segments):
+        leases.job_moved_on(job_id)
         return "waiting"
-    enqueue(ASSEMBLE_JOB, str(job_id), generation)
+    _send_assembly(job_id, generation)
     return "assemble"

@@ -21,13 +21,14 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from jobs import render_state
+from jobs import leases, render_state
 from jobs.catalogue import ModelSpec, model_spec
 from jobs.errors import IllegalTransition
 from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
 from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
 from rendering.frames import Frame, segment_frames
+from rendering.heartbeat import heartbeat
 from rendering.media import MediaError, extract_frame, extract_last_frame, probe
 from rendering.media_types import ClipTarget
 from rendering.providers.base import (
@@ -52,6 +53,8 @@ POLL_MAX_SECONDS = 15.0
 PROGRESS_EVERY_SECONDS = 0.5
 # Shown on a segment that waits for a fleet-wide provider slot or create quota.
 WAITING_STATUS = "waiting for a slot"
+# What a step returns when another live run holds the segment (jobs.leases): it touched nothing.
+SUPERSEDED = "superseded"
 
 
 class Abandoned(Exception):
@@ -76,7 +79,7 @@ def poll_delay(polls: int) -> float:
     return min(POLL_MAX_SECONDS, POLL_MIN_SECONDS * 1.5**polls)
 
 
-def _progress_reporter(segment_id: int) -> Callable[..., None]:
+def _progress_reporter(segment_id: int, lease: str) -> Callable[..., None]:
     last = {"at": 0.0, "value": -100.0}
 
     def report(value: float, provider_status: str = TaskState.IN_PROGRESS) -> None:
@@ -85,7 +88,7 @@ def _progress_reporter(segment_id: int) -> Callable[..., None]:
             return
         last["at"], last["value"] = now, value
         if not render_state.segment_progress(
-            segment_id=segment_id, progress=value, provider_status=provider_status
+            segment_id=segment_id, progress=value, provider_status=provider_status, token=lease
         ):
             raise Abandoned()
 
@@ -104,17 +107,29 @@ def _fetch(frame: Frame | None, work_dir: Path, name: str, job: VideoJob, model:
     return source
 
 
-def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str | PollLater:
-    """One step of rendering a segment: claim it (or resume it), submit or poll the provider task, and
-    once the clip is ready download, conform and complete it.
+def render_segment(*, segment_id: int, generation: int, lease: str, polls: int = 0) -> str | PollLater:
+    """One step of the run `lease` (jobs.leases) rendering a segment: claim it (or take its next
+    step), submit or poll the provider task, and once the clip is ready download, conform and complete
+    it. A heartbeat renews the run's lease while the step works.
 
-    Returns "completed", "failed", "skipped" or "abandoned", or PollLater while the provider works.
-    Raises ProviderError only for transient trouble (the task retries with backoff); permanent
-    problems are recorded on the segment, so a fan-out always reaches assembly.
+    Returns "completed", "failed", "skipped", "abandoned" or SUPERSEDED (another live run holds the
+    segment: nothing was touched), or PollLater while the provider works. Raises ProviderError only for
+    transient trouble (the task retries with backoff); permanent problems are recorded on the segment,
+    so a fan-out always reaches assembly.
     """
-    segment = render_state.segment_claim(segment_id=segment_id, generation=generation)
+    try:
+        segment = render_state.segment_claim(segment_id=segment_id, generation=generation, token=lease)
+    except render_state.LeaseHeld:
+        return SUPERSEDED
     if segment is None:
         return "skipped"
+    with heartbeat(lambda: leases.segment_beat(segment_id, lease), what=f"segment {segment_id}"):
+        return _render_step(segment, lease, polls)
+
+
+def _render_step(segment: Segment, lease: str, polls: int) -> str | PollLater:
+    segment_id = segment.id
+    generation = segment.job.render_generation
     job = segment.job
     if job.continuity == Continuity.CHAIN and segment.index > 0 and not segment.provider_task_id:
         previous = Segment.objects.get(job=job, index=segment.index - 1)
@@ -127,7 +142,7 @@ def render_segment(*, segment_id: int, generation: int, polls: int = 0) -> str |
     provider = get_provider(provider_name)
     model = model_spec(provider_name, segment.render_model)
     holder = ratelimit.member(segment_id, generation)
-    report = _progress_reporter(segment_id)
+    report = _progress_reporter(segment_id, lease)
     try:
         with tempfile.TemporaryDirectory(prefix=f"segment-{segment_id}-") as tmp:
             work_dir = Path(tmp)
@@ -321,8 +336,9 @@ def _conform(raw: Path, work_dir: Path, job: VideoJob, segment: Segment) -> Path
     return out
 
 
-def assemble_job(*, job_id: str, generation: int) -> str:
-    """Join the finished clips into the job's video. Returns completed, failed or skipped."""
+def assemble_job(*, job_id: str, generation: int, lease: str) -> str:
+    """Join the finished clips into the job's video, as the assembly run `lease` (jobs.leases), whose
+    lease a heartbeat renews meanwhile. Returns completed, failed or skipped."""
     job = VideoJob.objects.filter(id=job_id).first()
     if job is None or job.render_generation != generation:
         return "skipped"
@@ -343,9 +359,14 @@ def assemble_job(*, job_id: str, generation: int) -> str:
             ),
         )
         return "failed"
-    job = render_state.job_assembly_start(job_id=job.id, generation=generation)
+    job = render_state.job_assembly_start(job_id=job.id, generation=generation, token=lease)
     if job is None:
         return "skipped"
+    with heartbeat(lambda: leases.job_beat(job_id, lease), what=f"assembly of {job_id}"):
+        return _assemble(job, segments)
+
+
+def _assemble(job: VideoJob, segments: list[Segment]) -> str:
     try:
         with tempfile.TemporaryDirectory(prefix=f"assemble-{job.id}-") as tmp:
             work_dir = Path(tmp)

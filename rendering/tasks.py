@@ -10,8 +10,9 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from jobs import render_state
+from jobs import leases, render_state
 from jobs.errors import InvalidInput
+from jobs.leases import new_token
 from jobs.models import Segment, SegmentStatus
 from sora_controller.logs import log_context
 
@@ -40,17 +41,37 @@ def backoff_seconds(failures: int, retry_after: float | None) -> float:
     max_retries=None,  # polls are retries too; transient failures are bounded by TRANSIENT_RETRIES
 )
 def render_segment(
-    self, job_id: str, segment_id: int, generation: int, transient: int = 0, polls: int = 0
+    self,
+    job_id: str,
+    segment_id: int,
+    generation: int,
+    transient: int = 0,
+    polls: int = 0,
+    lease: str = "",
 ) -> str:
+    """One run of rendering a segment. `lease` names the run (jobs.leases) and travels with every poll
+    of the run; a run sent without one (a first send) is named by its Celery task id, which a
+    redelivery after a crash repeats, so the redelivered message resumes the run at once."""
     with log_context(job_id=job_id, segment_id=segment_id, task="render_segment"):
-        return _render_segment(self, job_id, segment_id, generation, transient, polls)
+        lease = lease or run_name(self)
+        return _render_segment(self, job_id, segment_id, generation, transient, polls, lease)
 
 
-def _render_segment(task, job_id: str, segment_id: int, generation: int, transient: int, polls: int) -> str:
+def run_name(task) -> str:
+    """A lease token for a run sent without one: its task id (32 hex digits, as jobs.leases makes)."""
+    task_id = task.request.id
+    return task_id.replace("-", "")[:32] if task_id else new_token()
+
+
+def _render_segment(
+    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str
+) -> str:
     self = task
-    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls)
-    if outcome == WAITING:
-        return outcome  # not settled: it comes back on a timer, still holding its provider slot
+    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls, lease)
+    if outcome in (WAITING, pipeline.SUPERSEDED):
+        # Not settled: it comes back on a timer, still holding its provider slot. Or another run holds
+        # the segment: that run owns the slot and the next step, so this one leaves everything alone.
+        return outcome
     # Settled, whatever the outcome: give back any provider slot this run of the segment holds
     # (idempotent; a slot is normally released as soon as the provider finishes).
     ratelimit.release_everywhere(ratelimit.member(segment_id, generation))
@@ -61,11 +82,13 @@ def _render_segment(task, job_id: str, segment_id: int, generation: int, transie
 
 
 def _render_until_settled(
-    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int
+    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str
 ) -> str:
     while True:
         try:
-            result = pipeline.render_segment(segment_id=segment_id, generation=generation, polls=polls)
+            result = pipeline.render_segment(
+                segment_id=segment_id, generation=generation, lease=lease, polls=polls
+            )
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
             transient += 1
             if transient >= settings.TRANSIENT_RETRIES:
@@ -95,13 +118,21 @@ def _render_until_settled(
             elif result.polled:
                 polls += 1
             delay = result.delay
+        wait = leases.segment_wait(segment_id, lease, delay)
+        if wait is None:
+            if leases.segment_holds(segment_id, lease):
+                return "abandoned"  # still ours, but it settled meanwhile (cancelled)
+            # Taken over meanwhile (a webhook, or the reaper after this run was presumed lost): the run
+            # that holds the segment takes its next step; scheduling ours would start a second chain.
+            return pipeline.SUPERSEDED
+        delay = wait
         if task.request.is_eager:
             # In-process runs (the embedded default) come back on the runner's timer, as the fleet does
             # with a countdown, so waiting for a provider never holds one of its few threads.
             transport.run_later(
                 task,
                 (job_id, segment_id, generation),
-                {"transient": transient, "polls": polls},
+                {"transient": transient, "polls": polls, "lease": lease},
                 delay,
                 wake_if=lambda: not _still_rendering(segment_id),
             )
@@ -109,7 +140,7 @@ def _render_until_settled(
         # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
         raise task.retry(
             args=(job_id, segment_id, generation),
-            kwargs={"transient": transient, "polls": polls},
+            kwargs={"transient": transient, "polls": polls, "lease": lease},
             countdown=delay,
             # Waiting on a provider goes to the poll queue, so polls never queue behind new submits.
             queue=settings.POLL_QUEUE,
@@ -139,10 +170,10 @@ def _still_rendering(segment_id: int) -> bool:
 
 
 @shared_task(bind=True, name=ASSEMBLE_JOB, acks_late=True, reject_on_worker_lost=True)
-def assemble_job(self, job_id: str, generation: int) -> str:
+def assemble_job(self, job_id: str, generation: int, lease: str = "") -> str:
     with log_context(job_id=job_id, task="assemble_job"):
         try:
-            return pipeline.assemble_job(job_id=job_id, generation=generation)
+            return pipeline.assemble_job(job_id=job_id, generation=generation, lease=lease or run_name(self))
         except Exception as exc:
             log.exception("assemble_job %s crashed", job_id)
             render_state.job_fail(
@@ -153,7 +184,7 @@ def assemble_job(self, job_id: str, generation: int) -> str:
 
 @shared_task(name="rendering.reap_stale", acks_late=True)
 def reap_stale() -> dict[str, int]:
-    """Periodic (celery beat): re-queue segments and assemblies that stalled."""
+    """Periodic (celery beat): resume segments, jobs and assemblies past their lease."""
     from .reaper import reap_stale as reap
 
     return reap()

@@ -16,6 +16,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connections
+from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,18 @@ ASSEMBLE_JOB = "rendering.assemble_job"
 Sweep = Callable[[], Any]
 
 
-def enqueue(task_name: str, *args: Any) -> None:
+def enqueue(task_name: str, *args: Any, **kwargs: Any) -> None:
+    """Send a task to the workers. With the broker unreachable (restarting, say), the send is logged
+    and dropped: every piece of work is recorded with a lease (jobs.leases) before it is sent, so the
+    reaper sends it again once the lease expires; the request or task that sent it carries on."""
     task = current_app.tasks[task_name]
     if settings.TASK_RUNNER == "celery":
-        task.apply_async(args=args)
+        try:
+            task.apply_async(args=args, kwargs=kwargs)
+        except OperationalError as exc:
+            log.warning("could not send %s%r (the reaper will send it again): %s", task_name, args, exc)
     else:
-        inprocess_runner().submit(task, args)
+        inprocess_runner().submit(task, args, kwargs)
 
 
 def run_later(

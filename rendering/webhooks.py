@@ -11,7 +11,9 @@ direction, which bounds how long a captured delivery could be replayed; replays 
 stopped by the event id, which is recorded once (WebhookEvent.event_id is unique).
 
 An accepted event runs the segment's next pipeline step at once (the same task a poll would run; its
-poll sees the final state and downloads or records the failure). The event is only a hint: the
+poll sees the final state and downloads or records the failure). It takes the segment over from the
+run waiting between polls (jobs.leases), so that run's next poll stops at once: duplicates and late
+deliveries start no second poll chain and no second download. The event is only a hint: the
 provider's own answer to that poll decides, so a forged-but-valid-looking body could do no more than
 trigger an early poll, and a webhook that never arrives is covered by the polling that continues.
 """
@@ -30,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from standardwebhooks.webhooks import Webhook
 
+from jobs import leases
 from jobs.models import Segment, SegmentStatus, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -135,7 +138,7 @@ def find_segment(provider: str, video_id: str) -> Segment | None:
 def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") -> str:
     """Record a verified event once and, for a finished video of a rendering segment, run that
     segment's next step now. Returns the outcome: "advanced", "duplicate", "unknown_video",
-    "not_rendering" or "ignored_type".
+    "not_rendering", "in_progress" (a step is already running) or "ignored_type".
 
     `event_id` is the delivery's idempotency key, covered by its signature: for Sora the `webhook-id`
     (Standard Webhooks': a retried delivery repeats it), for fal "fal:{request id}" (fal sends one result
@@ -143,6 +146,7 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
     the segments' provider task ids by find_segment."""
     from .transport import RENDER_SEGMENT, enqueue
 
+    token: str | None = None
     with transaction.atomic():
         if WebhookEvent.objects.filter(event_id=event_id).exists():
             return "duplicate"
@@ -154,7 +158,10 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
         elif segment.status != SegmentStatus.RENDERING:
             outcome = "not_rendering"
         else:
-            outcome = "advanced"
+            # Only a segment waiting between polls on this very task is taken over (jobs.leases): with a
+            # step running, or a step an earlier delivery started, the next poll will see the result.
+            token = leases.segment_take_over_waiting(segment.id, segment.provider_task_id)
+            outcome = "advanced" if token else "in_progress"
         try:
             with transaction.atomic():
                 WebhookEvent.objects.create(
@@ -170,6 +177,6 @@ def receive(*, event_id: str, kind: str, video_id: str, provider: str = "sora") 
         if outcome == "advanced":
             job = segment.job
             args = (str(job.id), segment.id, job.render_generation)
-            transaction.on_commit(lambda: enqueue(RENDER_SEGMENT, *args))
+            transaction.on_commit(lambda: enqueue(RENDER_SEGMENT, *args, lease=token))
     log.info("webhook %s %s for %s: %s", event_id, kind, video_id or "-", outcome)
     return outcome

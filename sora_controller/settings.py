@@ -217,9 +217,14 @@ CELERY_TASK_ROUTES = {
     "rendering.reap_stale": {"queue": "poll"},
 }
 POLL_QUEUE = "poll"
-# The reaper (celery beat) re-queues segments and assemblies with no progress for this long.
-REAPER_STALE_SECONDS = env_int("REAPER_STALE_SECONDS", 600)
-REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 60)
+# Recovery (jobs.leases): a worker holds each segment or assembly it works on for LEASE_SECONDS,
+# renewed by a heartbeat every third of it, or for its poll countdown plus LEASE_SECONDS while it waits;
+# a message sent to the workers must be picked up within REQUEUE_AFTER_SECONDS. The reaper (celery beat
+# on the fleet, the runner itself on the embedded default) resumes whatever is past its lease every
+# REAPER_INTERVAL_SECONDS, so a crash costs at most about LEASE_SECONDS + the poll wait + the interval.
+LEASE_SECONDS = env_float("LEASE_SECONDS", 30.0)
+REQUEUE_AFTER_SECONDS = env_float("REQUEUE_AFTER_SECONDS", 40.0)
+REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 10.0)
 # On the embedded default the in-process runner sweeps for stalled work itself (there is no beat).
 EMBEDDED_REAPER = env_bool("EMBEDDED_REAPER", True)
 CELERY_BEAT_SCHEDULE = {

@@ -28,7 +28,7 @@ def test_api_snapshot_and_event_agree_on_every_segment(user, django_capture_on_c
     job = services.video_job_render(job=draft(user))
     first = job.segments.order_by("index").first()
     with django_capture_on_commit_callbacks() as callbacks:
-        render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=first.id, generation=job.render_generation, token="test-run")
     assert callbacks  # the claim publishes its event after commit
     client = APIClient()
     client.force_authenticate(user)

@@ -95,7 +95,7 @@ def test_one_worker_claims_a_segment(user):
     segment = job.segments.get(index=0)
     # The conditional UPDATE lets exactly one claimer move queued -> rendering; the others resume or
     # see it taken, and the attempt is counted once.
-    _race(6, lambda: render_state.segment_claim(segment_id=segment.id, generation=1))
+    _race(6, lambda: render_state.segment_claim(segment_id=segment.id, generation=1, token="test-run"))
     segment.refresh_from_db()
     assert segment.status == SegmentStatus.RENDERING and segment.attempts == 1
 

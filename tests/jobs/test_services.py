@@ -80,14 +80,23 @@ class TestTransitions:
     def test_claim_then_complete_then_assemble(self, user):
         job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=10))
         segment = job.segments.get()
-        claimed = render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        claimed = render_state.segment_claim(
+            segment_id=segment.id, generation=job.render_generation, token="test-run"
+        )
         assert claimed.status == SegmentStatus.RENDERING and claimed.attempts == 1
         job.refresh_from_db()
         assert job.status == JobStatus.RENDERING
         # A redelivered task resumes the same attempt instead of counting a new one.
-        again = render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        again = render_state.segment_claim(
+            segment_id=segment.id, generation=job.render_generation, token="test-run"
+        )
         assert again.attempts == 1
-        assert render_state.segment_claim(segment_id=segment.id, generation=job.render_generation + 1) is None
+        assert (
+            render_state.segment_claim(
+                segment_id=segment.id, generation=job.render_generation + 1, token="test-run"
+            )
+            is None
+        )
 
         render_state.segment_complete(
             segment_id=segment.id,
@@ -107,7 +116,9 @@ class TestTransitions:
                 cost_usd=Decimal("0"),
             )
         assert (
-            render_state.job_assembly_start(job_id=job.id, generation=job.render_generation).status
+            render_state.job_assembly_start(
+                job_id=job.id, generation=job.render_generation, token="test-run"
+            ).status
             == "assembling"
         )
         done = render_state.job_complete(
@@ -124,7 +135,7 @@ class TestTransitions:
     def test_assembly_refused_while_segments_unfinished(self, user):
         job = services.video_job_render(job=VideoJobFactory(owner=user))
         with pytest.raises(IllegalTransition, match="not completed"):
-            render_state.job_assembly_start(job_id=job.id, generation=job.render_generation)
+            render_state.job_assembly_start(job_id=job.id, generation=job.render_generation, token="test-run")
 
     def test_complete_requires_rendering(self, user):
         job = VideoJobFactory(owner=user, duration_seconds=10)
@@ -144,13 +155,18 @@ class TestTransitions:
         assert job.status == JobStatus.CANCELLED
         assert set(job.segments.values_list("status", flat=True)) == {SegmentStatus.CANCELLED}
         segment = job.segments.first()
-        assert render_state.segment_claim(segment_id=segment.id, generation=job.render_generation) is None
+        assert (
+            render_state.segment_claim(
+                segment_id=segment.id, generation=job.render_generation, token="test-run"
+            )
+            is None
+        )
         assert render_state.segment_progress(segment_id=segment.id, progress=50) is False
 
     def test_fail_then_retry_requeues_failed_only(self, user):
         job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=20))
         first, second = job.segments.order_by("index")
-        render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=first.id, generation=job.render_generation, token="test-run")
         render_state.segment_complete(
             segment_id=first.id,
             clip=ContentFile(b"a", name="a.mp4"),
@@ -158,7 +174,7 @@ class TestTransitions:
             thumbnail=None,
             cost_usd=Decimal("0"),
         )
-        render_state.segment_claim(segment_id=second.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=second.id, generation=job.render_generation, token="test-run")
         render_state.segment_fail(segment_id=second.id, error="moderation_blocked: no")
         failed = render_state.job_fail(job_id=job.id, error="segment 2 failed")
         assert failed.status == JobStatus.FAILED
@@ -172,7 +188,7 @@ class TestTransitions:
     def test_prompt_override_refused_while_rendering(self, user):
         job = services.video_job_render(job=VideoJobFactory(owner=user))
         segment = job.segments.first()
-        render_state.segment_claim(segment_id=segment.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=segment.id, generation=job.render_generation, token="test-run")
         with pytest.raises(IllegalTransition, match="rendering"):
             services.segment_update_prompt(job=job, index=0, prompt="new")
         edited = services.segment_update_prompt(
@@ -183,7 +199,7 @@ class TestTransitions:
     def test_progress_is_duration_weighted(self, user):
         job = services.video_job_render(job=VideoJobFactory(owner=user, duration_seconds=15))  # 10 s + 5 s
         first = job.segments.get(index=0)
-        render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+        render_state.segment_claim(segment_id=first.id, generation=job.render_generation, token="test-run")
         render_state.segment_progress(segment_id=first.id, progress=50)
         job.refresh_from_db()
         assert job.progress == pytest.approx(90 * (50 * 10 / 15) / 100, abs=0.01)

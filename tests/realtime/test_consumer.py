@@ -67,7 +67,7 @@ def test_snapshot_comes_first_and_shows_the_whole_job(user, no_dispatch):
     # Given a job whose first segment already finished (with a thumbnail) before anyone watched
     job = services.video_job_render(job=make_job(user))
     first = job.segments.get(index=0)
-    render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+    render_state.segment_claim(segment_id=first.id, generation=job.render_generation, token="test-run")
     render_state.segment_complete(
         segment_id=first.id,
         clip=ContentFile(b"clip", name="c.mp4"),

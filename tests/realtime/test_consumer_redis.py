@@ -61,7 +61,7 @@ def drive_a_run(job: VideoJob) -> list[tuple[str, dict[str, Any]]]:
     job = services.video_job_render(job=job)
     generation = job.render_generation
     first, second = job.segments.order_by("index")
-    render_state.segment_claim(segment_id=first.id, generation=generation)
+    render_state.segment_claim(segment_id=first.id, generation=generation, token="test-run")
     for progress in (25.0, 50.0, 75.0):
         render_state.segment_progress(segment_id=first.id, progress=progress, provider_status="in_progress")
     render_state.segment_complete(
@@ -71,7 +71,7 @@ def drive_a_run(job: VideoJob) -> list[tuple[str, dict[str, Any]]]:
         thumbnail=ContentFile(jpeg_bytes(), name="t.jpg"),
         cost_usd=Decimal("0"),
     )
-    render_state.segment_claim(segment_id=second.id, generation=generation)
+    render_state.segment_claim(segment_id=second.id, generation=generation, token="test-run")
     render_state.segment_progress(segment_id=second.id, progress=10.0, provider_status="queued")
     render_state.segment_fail(segment_id=second.id, error="moderation_blocked: the prompt was refused")
     render_state.job_fail(job_id=job.id, error="segment 2 failed")
@@ -136,7 +136,7 @@ def test_snapshot_then_service_events_in_order(user, no_dispatch):
 def test_every_watcher_gets_the_events_and_a_late_joiner_gets_the_truth(user, no_dispatch):
     job = services.video_job_render(job=make_job(user))
     first = job.segments.get(index=0)
-    render_state.segment_claim(segment_id=first.id, generation=job.render_generation)
+    render_state.segment_claim(segment_id=first.id, generation=job.render_generation, token="test-run")
 
     async def scenario(early: WebsocketCommunicator, late: WebsocketCommunicator) -> tuple[dict, dict, dict]:
         await early.connect(timeout=10)
@@ -190,7 +190,7 @@ def test_assembly_and_completion_events(user, no_dispatch):
     job = make_job(user, duration_seconds=2, segment_seconds=2)
     job = services.video_job_render(job=job)
     only = job.segments.get()
-    render_state.segment_claim(segment_id=only.id, generation=job.render_generation)
+    render_state.segment_claim(segment_id=only.id, generation=job.render_generation, token="test-run")
     render_state.segment_complete(
         segment_id=only.id,
         clip=ContentFile(b"c", name="c.mp4"),
@@ -200,7 +200,7 @@ def test_assembly_and_completion_events(user, no_dispatch):
     )
 
     def finish() -> None:
-        render_state.job_assembly_start(job_id=job.id, generation=job.render_generation)
+        render_state.job_assembly_start(job_id=job.id, generation=job.render_generation, token="test-run")
         render_state.job_assembly_progress(job_id=job.id, fraction=0.5)
         render_state.job_complete(
             job_id=job.id,

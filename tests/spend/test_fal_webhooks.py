@@ -12,7 +12,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.urls import reverse
 
-from jobs import render_state, services
+from jobs import leases, render_state, services
 from jobs.models import JobStatus, SegmentStatus, WebhookEvent
 from rendering import pipeline, transport
 from rendering.fake_api.fal import FakeFalServer, FalFakeConfig, WebhookRecorder, sign_fal_webhook
@@ -59,7 +59,7 @@ def fal(fal_server, settings, monkeypatch):
 @pytest.fixture
 def enqueued(monkeypatch):
     calls: list[tuple] = []
-    monkeypatch.setattr(transport, "enqueue", lambda name, *args: calls.append((name, args)))
+    monkeypatch.setattr(transport, "enqueue", lambda name, *args, **kwargs: calls.append((name, args)))
     return calls
 
 
@@ -85,11 +85,12 @@ def rendering_segment(fal, user, no_caps, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=False):
             job = services.video_job_render(job=fal_job(user))
         segment = render_state.segment_claim(
-            segment_id=job.segments.get().id, generation=job.render_generation
+            segment_id=job.segments.get().id, generation=job.render_generation, token="test-run"
         )
         render_state.segment_set_provider_task(
             segment_id=segment.id, task_id=f"{WAN_T2V}|{request_id}", provider_status="queued"
         )
+        leases.segment_wait(segment.id, "test-run", 15.0)  # waiting between polls
         segment.refresh_from_db()
         return segment
 

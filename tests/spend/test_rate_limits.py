@@ -51,7 +51,9 @@ def test_a_segment_over_the_limit_waits_without_calling_the_provider(
     segment = job.segments.get()
     ratelimit.backend().acquire("sora", "someone-else", 1, 60)
     try:
-        step = pipeline.render_segment(segment_id=segment.id, generation=job.render_generation)
+        step = pipeline.render_segment(
+            segment_id=segment.id, generation=job.render_generation, lease="test-run"
+        )
         assert isinstance(step, pipeline.PollLater)
         assert 0.3 <= step.delay <= 0.7  # about PROVIDER_SLOT_WAIT_SECONDS, jittered
         segment.refresh_from_db()
@@ -60,7 +62,9 @@ def test_a_segment_over_the_limit_waits_without_calling_the_provider(
         assert fake_api.stats.creates == 0 and fake_api.stats.polls == 0
 
         ratelimit.backend().release("sora", "someone-else")
-        step = pipeline.render_segment(segment_id=segment.id, generation=job.render_generation)
+        step = pipeline.render_segment(
+            segment_id=segment.id, generation=job.render_generation, lease="test-run"
+        )
         assert isinstance(step, pipeline.PollLater) and fake_api.stats.creates == 1
         holder = ratelimit.member(segment.id, job.render_generation)
         assert ratelimit.backend().holders("sora") == [holder]
@@ -81,7 +85,9 @@ def test_the_creates_window_makes_a_segment_wait_until_a_create_leaves_it(
     with django_capture_on_commit_callbacks(execute=False):
         job = services.video_job_render(job=sora_job(user))
     try:
-        step = pipeline.render_segment(segment_id=job.segments.get().id, generation=job.render_generation)
+        step = pipeline.render_segment(
+            segment_id=job.segments.get().id, generation=job.render_generation, lease="test-run"
+        )
         assert isinstance(step, pipeline.PollLater) and 59 < step.delay <= 60.2
         assert fake_api.stats.creates == 0
     finally:

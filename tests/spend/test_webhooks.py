@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobs import render_state, services
+from jobs import leases, render_state, services
 from jobs.models import JobStatus, SegmentStatus, WebhookEvent
 from rendering import transport, webhooks
 from rendering.fake_api.server import sign_webhook
@@ -92,17 +92,20 @@ def rendering_segment(settings, user, no_caps, django_capture_on_commit_callback
     settings.SORA_WEBHOOK_SECRET = SECRET
     with django_capture_on_commit_callbacks(execute=False):
         job = services.video_job_render(job=sora_job(user))
-    segment = render_state.segment_claim(segment_id=job.segments.get().id, generation=job.render_generation)
+    segment = render_state.segment_claim(
+        segment_id=job.segments.get().id, generation=job.render_generation, token="test-run"
+    )
     render_state.segment_set_provider_task(
         segment_id=segment.id, task_id="video_abc", provider_status="queued"
     )
+    leases.segment_wait(segment.id, "test-run", 15.0)  # waiting between polls, as a poll chain leaves it
     return segment
 
 
 @pytest.fixture
 def enqueued(monkeypatch):
     calls: list[tuple] = []
-    monkeypatch.setattr(transport, "enqueue", lambda name, *args: calls.append((name, args)))
+    monkeypatch.setattr(transport, "enqueue", lambda name, *args, **kwargs: calls.append((name, args)))
     return calls
 
 
@@ -129,6 +132,36 @@ def test_a_signed_completion_runs_the_segments_next_step_once(
         segment.id,
         "advanced",
     )
+
+
+@pytest.mark.django_db
+def test_a_burst_of_deliveries_for_one_task_starts_one_step(
+    client, rendering_segment, enqueued, django_capture_on_commit_callbacks
+):
+    # Ten different deliveries (different ids, as a provider's duplicate sends or several subscriptions
+    # would make) for the one task the segment waits on: one step is started, not one poll chain each.
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = [
+            post(client, event("video_abc", event_id=f"evt_{n}"), msg_id=f"evt_{n}").json()["outcome"]
+            for n in range(10)
+        ]
+    assert outcomes == ["advanced"] + ["in_progress"] * 9
+    assert len(enqueued) == 1
+    rendering_segment.refresh_from_db()
+    # The step the first delivery started holds the segment, and is told to poll again when it ends.
+    assert not rendering_segment.lease_waiting and rendering_segment.lease_poked
+
+
+@pytest.mark.django_db
+def test_a_late_delivery_for_a_settled_segment_changes_nothing(
+    client, rendering_segment, enqueued, django_capture_on_commit_callbacks
+):
+    render_state.segment_fail(segment_id=rendering_segment.id, error="content_policy_violation: refused")
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = post(client, event("video_abc"))
+    assert answer.json()["outcome"] == "not_rendering" and enqueued == []
+    rendering_segment.refresh_from_db()
+    assert rendering_segment.status == SegmentStatus.FAILED
 
 
 @pytest.mark.django_db
