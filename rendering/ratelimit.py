@@ -83,7 +83,8 @@ class RedisBackend:
     def __init__(self, url: str, *, prefix: str = KEY_PREFIX) -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url)
+        # Bounded: a Redis that does not answer fails the step (which the reaper resumes), never hangs it.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self.prefix = prefix
         self._acquire = self.client.register_script(ACQUIRE_LUA)
         self._create = self.client.register_script(CREATE_LUA)

@@ -9,6 +9,11 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError
+from django.db import OperationalError as DatabaseOperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs import leases, render_state
 from jobs.errors import InvalidInput
@@ -25,6 +30,16 @@ log = logging.getLogger(__name__)
 
 # What a step returns when it will run again on the in-process runner's timer (not settled yet).
 WAITING = "waiting"
+# What a run returns when our own infrastructure failed under it: the reaper resumes it (jobs.leases).
+INTERRUPTED = "interrupted"
+# Errors of the database or Redis connection (a restart, a failover), as opposed to errors of the work.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseOperationalError,
+    InterfaceError,
+    KombuOperationalError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 
 
 def backoff_seconds(failures: int, retry_after: float | None) -> float:
@@ -68,16 +83,21 @@ def _render_segment(
 ) -> str:
     self = task
     outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls, lease)
-    if outcome in (WAITING, pipeline.SUPERSEDED):
+    if outcome in (WAITING, pipeline.SUPERSEDED, INTERRUPTED):
         # Not settled: it comes back on a timer, still holding its provider slot. Or another run holds
         # the segment: that run owns the slot and the next step, so this one leaves everything alone.
         return outcome
     # Settled, whatever the outcome: give back any provider slot this run of the segment holds
     # (idempotent; a slot is normally released as soon as the provider finishes).
-    ratelimit.release_everywhere(ratelimit.member(segment_id, generation))
-    # The segment is settled (or was never ours): let the job move on. Idempotent, so a duplicate
-    # delivery of this task only repeats a check.
-    dispatch.advance(job_id, generation)
+    try:
+        ratelimit.release_everywhere(ratelimit.member(segment_id, generation))
+        # The segment is settled (or was never ours): let the job move on. Idempotent, so a duplicate
+        # delivery of this task only repeats a check.
+        dispatch.advance(job_id, generation)
+    except INFRASTRUCTURE_ERRORS as exc:
+        # The slot frees itself when its Redis lease runs out; the job's own lease (set when the segment
+        # settled) has the reaper take the next step.
+        log.warning("segment %s settled (%s) but the next step was interrupted: %s", segment_id, outcome, exc)
     return outcome
 
 
@@ -104,6 +124,16 @@ def _render_until_settled(
                 log.info(
                     "segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay
                 )
+        except INFRASTRUCTURE_ERRORS as exc:
+            # Our own database or Redis is restarting: not the segment's fault, and nothing can be
+            # recorded reliably now. The run stops; its lease runs out and the reaper resumes it.
+            log.warning(
+                "segment %s: interrupted by %s: %s (the reaper resumes it)",
+                segment_id,
+                type(exc).__name__,
+                exc,
+            )
+            return INTERRUPTED
         except Exception as exc:  # never let one segment stall the job: record it and move on
             log.exception("render_segment %s of job %s crashed", segment_id, job_id)
             render_state.segment_fail(
@@ -174,6 +204,14 @@ def assemble_job(self, job_id: str, generation: int, lease: str = "") -> str:
     with log_context(job_id=job_id, task="assemble_job"):
         try:
             return pipeline.assemble_job(job_id=job_id, generation=generation, lease=lease or run_name(self))
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning(
+                "assembly of %s interrupted by %s: %s (the reaper resumes it)",
+                job_id,
+                type(exc).__name__,
+                exc,
+            )
+            return INTERRUPTED
         except Exception as exc:
             log.exception("assemble_job %s crashed", job_id)
             render_state.job_fail(

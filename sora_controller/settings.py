@@ -403,7 +403,14 @@ CORS_ALLOW_CREDENTIALS = True
 CORS_URLS_REGEX = r"^/(api|media)/.*$"
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Bounded: a Redis restart costs a request at most this long, never a hang.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
 
 # Media on S3 (or any S3-compatible store) when a bucket is named: private objects, signed URLs.
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
