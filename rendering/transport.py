@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # Task names (rendering.tasks registers them under these).
 RENDER_SEGMENT = "rendering.render_segment"
 ASSEMBLE_JOB = "rendering.assemble_job"
+# callbacks.tasks registers these: one attempt of an outgoing webhook delivery, and the sweep that
+# re-sends deliveries whose task was lost.
+DELIVER_WEBHOOK = "callbacks.deliver"
+SWEEP_WEBHOOKS = "callbacks.sweep"
 
 Sweep = Callable[[], Any]
 
@@ -32,6 +36,15 @@ def enqueue(task_name: str, *args: Any) -> None:
         task.apply_async(args=args)
     else:
         inprocess_runner().submit(task, args)
+
+
+def enqueue_in(delay: float, task_name: str, *args: Any) -> None:
+    """`enqueue` after `delay` seconds: a Celery countdown on the fleet, a timer in process."""
+    task = current_app.tasks[task_name]
+    if settings.TASK_RUNNER == "celery":
+        task.apply_async(args=args, countdown=max(0.0, delay))
+    else:
+        inprocess_runner().submit_later(task, args, {}, delay)
 
 
 def run_later(

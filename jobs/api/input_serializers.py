@@ -230,14 +230,31 @@ def job_spec(data: dict[str, Any]) -> JobSpec:
     )
 
 
+# Fields of the create request that other apps handle (jobs.api.extensions); not part of the job's spec.
+EXTENSION_FIELDS = ("callback_url",)
+
+
 class VideoJobCreateSerializer(VideoJobSpecSerializer):
     """A new job. With render true (the default) it starts rendering at once."""
+
+    callback_url = serializers.CharField(
+        required=False,
+        max_length=2000,
+        write_only=True,
+        help_text="Receive this job's job.completed, job.failed and segment.completed events at this URL, "
+        "signed per the Standard Webhooks spec; the 201 body's `callback.secret` (whsec_...) is the "
+        "signing secret, shown only then. https and a public host only.",
+    )
 
 
 class VideoJobEstimateSerializer(VideoJobSpecSerializer):
     """The create fields (the same payload may be sent); nothing is stored. title, render, continuity,
     reference_fit, fps and use_cache do not change the estimate (cache hits are not subtracted: an
     estimate is what the job costs at most)."""
+
+    callback_url = serializers.CharField(
+        required=False, max_length=2000, write_only=True, help_text="Accepted and ignored (see create)."
+    )
 
 
 class SegmentUpdateSerializer(StrictInputSerializer):
