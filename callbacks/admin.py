@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .addresses import MAX_URL_LENGTH, url_problems
 from .models import CallbackEvent, Delivery, DeliveryAttempt, WebhookEndpoint
 
 
@@ -21,8 +23,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=MAX_URL_LENGTH, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("url", "description", "event_types", "is_active")
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        problems = url_problems(url)  # the API's rule, so an operator cannot point events inward either
+        if problems:
+            raise forms.ValidationError(problems)
+        return url
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
     list_display = ("url", "owner", "job", "is_active", "event_types", "created_at")
     list_filter = ("is_active",)
     search_fields = ("url", "owner__username", "description")
