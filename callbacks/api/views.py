@@ -61,6 +61,8 @@ class _Scoped(APIView):
 
 
 class EndpointListCreateView(_Scoped):
+    pagination_class = VideoJobPagination  # also tells the schema the list is paginated
+
     @extend_schema(
         operation_id="webhook_endpoints_list",
         tags=TAGS,
@@ -72,7 +74,7 @@ class EndpointListCreateView(_Scoped):
         filters = EndpointFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         endpoints = selectors.endpoint_list(user=request.user, job_id=filters.validated_data.get("job"))
-        paginator = VideoJobPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(endpoints, request, view=self)
         return paginator.get_paginated_response(EndpointSerializer(page, many=True).data)
 
@@ -130,6 +132,8 @@ class EndpointDetailView(_Scoped):
 
 
 class DeliveryListView(_Scoped):
+    pagination_class = VideoJobPagination
+
     @extend_schema(
         operation_id="webhook_deliveries_list",
         tags=TAGS,
@@ -145,7 +149,7 @@ class DeliveryListView(_Scoped):
             endpoint_id=filters.validated_data.get("endpoint"),
             status=filters.validated_data.get("status"),
         )
-        paginator = VideoJobPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(deliveries, request, view=self)
         return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
 
