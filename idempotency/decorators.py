@@ -49,15 +49,23 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 Handler = Callable[..., Response]
+Check = Callable[[Request], None]
 
 
-def idempotent(handler: Handler) -> Handler:
+def idempotent(handler: Handler | None = None, *, before: Check | None = None) -> Any:
+    """`@idempotent`, or `@idempotent(before=check)` where `check(request)` refuses a request from its
+    headers before the body is read for the fingerprint (a multipart upload's declared size)."""
+    if handler is None:
+        return functools.partial(idempotent, before=before)
+
     @functools.wraps(handler)
     def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         raw = request.headers.get(HEADER)
         if raw is None:
             return handler(view, request, *args, **kwargs)
         key = services.check_key(raw)
+        if before is not None:
+            before(request)
         outcome = services.idempotency_key_claim(
             owner=request.user,
             key=key,

@@ -310,6 +310,16 @@ def check_declared_length(request: Any, limit: int, *, extra: int = 0) -> None:
         raise serializers.ValidationError({"image": [f"the upload is larger than {limit} bytes"]})
 
 
+def check_create_length(request: Any) -> None:
+    """A multipart create's size bound, from its declared length (nothing read yet)."""
+    if request.content_type.startswith("multipart/"):
+        check_declared_length(
+            request,
+            settings.UPLOAD_MAX_BYTES * MAX_IMAGES_PER_CREATE,
+            extra=4 * settings.MAX_JOB_PROMPT_CHARS,
+        )
+
+
 def multipart_job(request: Any) -> tuple[Any, list[Any]]:
     """(the job's JSON object, the uploaded images) of a multipart create; shape errors per part."""
     unknown = sorted(set(request.data) - {"job", "reference_image"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -33,7 +32,7 @@ from .input_serializers import (
     VideoJobCreateSerializer,
     VideoJobEstimateSerializer,
     VideoJobMultipartCreateSerializer,
-    check_declared_length,
+    check_create_length,
     job_spec,
     multipart_job,
 )
@@ -95,15 +94,11 @@ class VideoJobListCreateView(JobAPIView):
         },
         responses={201: VideoJobDetailSerializer, **errors(400, 409, 413, 422, 429)},
     )
-    @idempotent
+    @idempotent(before=check_create_length)
     def post(self, request: Request) -> Response:
         body, uploads = request.data, []
         if request.content_type.startswith("multipart/"):
-            check_declared_length(
-                request,
-                settings.UPLOAD_MAX_BYTES * MAX_IMAGES_PER_CREATE,
-                extra=4 * settings.MAX_JOB_PROMPT_CHARS,
-            )
+            check_create_length(request)
             body, uploads = multipart_job(request)
         serializer = VideoJobCreateSerializer(data=body)
         serializer.is_valid(raise_exception=True)

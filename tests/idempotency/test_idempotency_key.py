@@ -167,6 +167,25 @@ class TestCreate:
         assert VideoJob.objects.filter(owner=user).count() == 1
         assert VideoJob.objects.get(owner=user).reference_images.count() == 1
 
+    def test_an_oversized_upload_is_refused_before_it_is_read(self, api, user, settings, monkeypatch):
+        settings.UPLOAD_MAX_BYTES, settings.MAX_JOB_PROMPT_CHARS = 1000, 100
+
+        def reads_the_body(request):
+            raise AssertionError("the body was read for the fingerprint before the size check")
+
+        monkeypatch.setattr("idempotency.decorators.request_fingerprint", reads_the_body)
+        boundary = "b"
+        body = encode_multipart(boundary, {"job": json.dumps(CREATE), "reference_image": "x" * 200_000})
+        response = api.generic(
+            "POST",
+            "/api/video-jobs/",
+            body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            headers={"Idempotency-Key": KEY},
+        )
+        assert_error(response, 400, field="image", fragment="larger than")
+        assert not IdempotencyKey.objects.exists()
+
 
 class TestRenderActions:
     def test_a_retried_render_renders_once(self, api, make_job):
