@@ -24,3 +24,5 @@ class KeyInProgress(exceptions.APIException):
         "to get its answer."
     )
     default_code = "idempotency_key_in_progress"
+    # DRF's handler turns this into a Retry-After header: the first request usually answers in seconds.
+    wait = 1

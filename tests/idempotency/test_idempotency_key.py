@@ -65,6 +65,7 @@ class TestCreate:
         response = create(api)
         body = assert_error(response, 409, fragment="still being processed")
         assert body["code"] == "idempotency_key_in_progress"
+        assert response["Retry-After"] == "1"
         assert not VideoJob.objects.filter(owner=user).exists()
         assert IdempotencyKey.objects.get(owner=user, key=KEY).fingerprint == fingerprint_of_first
 
