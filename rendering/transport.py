@@ -193,6 +193,8 @@ class InProcessRunner:
 _runner: InProcessRunner | None = None
 _runner_lock = threading.Lock()
 _sweep_fn: Sweep | None = None
+# Other apps' sweeps run beside the reaper's (callbacks re-sends deliveries whose timer a restart lost).
+_extra_sweeps: list[Sweep] = []
 
 
 def set_sweeper(sweep: Sweep) -> None:
@@ -201,10 +203,23 @@ def set_sweeper(sweep: Sweep) -> None:
     _sweep_fn = sweep
 
 
+def add_sweep(sweep: Sweep) -> None:
+    if sweep not in _extra_sweeps:
+        _extra_sweeps.append(sweep)
+
+
+def _sweep_all() -> None:
+    for sweep in [s for s in (_sweep_fn, *_extra_sweeps) if s is not None]:
+        try:
+            sweep()
+        except Exception:  # one failed sweep must not stop the others; each runs again next time
+            log.exception("embedded sweep %s failed", getattr(sweep, "__name__", sweep))
+
+
 def inprocess_runner() -> InProcessRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
             every = settings.REAPER_INTERVAL_SECONDS if settings.EMBEDDED_REAPER else None
-            _runner = InProcessRunner(settings.INPROCESS_WORKERS, sweep=_sweep_fn, sweep_every=every)
+            _runner = InProcessRunner(settings.INPROCESS_WORKERS, sweep=_sweep_all, sweep_every=every)
         return _runner

@@ -76,3 +76,20 @@ def test_the_callbacks_listener_is_plugged_in_beside_realtime():
 
     assert events._publisher is publish
     assert on_job_event in events._listeners
+
+
+def test_the_embedded_runner_sweeps_deliveries_beside_the_reaper(monkeypatch):
+    ran = []
+    monkeypatch.setattr(transport, "_sweep_fn", lambda: ran.append("reaper"))
+
+    def failing() -> None:
+        ran.append("failing")
+        raise RuntimeError("database restarting")
+
+    monkeypatch.setattr(transport, "_extra_sweeps", [failing, lambda: ran.append("deliveries")])
+    transport._sweep_all()
+    assert ran == ["reaper", "failing", "deliveries"]
+
+
+def test_the_callbacks_sweep_is_registered():
+    assert services.deliveries_sweep in transport._extra_sweeps
