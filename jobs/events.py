@@ -2,7 +2,8 @@
 events, the socket's snapshot and the REST API), and the seam through which events leave after commit.
 
 jobs does not know who listens. realtime plugs its broadcaster in at start-up (`register_publisher`
-in realtime.apps); with nothing plugged in, events go nowhere and nothing breaks. Events never carry
+in realtime.apps), other apps add listeners beside it (`add_listener`: callbacks.apps); with nothing
+plugged in, events go nowhere and nothing breaks. Events never carry
 state the database has not committed: they are handed over in `transaction.on_commit`.
 """
 
@@ -100,6 +101,7 @@ def job_state(job: VideoJob) -> dict[str, Any]:
 # --- The seam ------------------------------------------------------------------------------------------
 
 _publisher: Publisher | None = None
+_listeners: list[Publisher] = []
 
 
 def register_publisher(publisher: Publisher | None) -> None:
@@ -108,19 +110,26 @@ def register_publisher(publisher: Publisher | None) -> None:
     _publisher = publisher
 
 
+def add_listener(listener: Publisher) -> None:
+    """Another receiver of every event, called like the publisher (callbacks.apps adds its own)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
 def publish_after_commit(
     job_id: uuid.UUID | str, event: str, data: dict[str, Any], *, job: dict[str, Any] | None = None
 ) -> None:
     """Send `event` to the job's watchers once the surrounding transaction commits. `job` carries the
     job's status and progress along with a segment's event, so a page never recomputes them."""
-    publisher = _publisher
-    if publisher is None:
+    receivers = [r for r in (_publisher, *_listeners) if r is not None]
+    if not receivers:
         return
 
     def send() -> None:
-        try:
-            publisher(job_id, event, data, job=job)
-        except Exception:  # an event is advisory: the database already holds the truth
-            log.warning("could not publish %s for job %s", event, job_id, exc_info=True)
+        for receiver in receivers:
+            try:
+                receiver(job_id, event, data, job=job)
+            except Exception:  # an event is advisory: the database already holds the truth
+                log.warning("could not publish %s for job %s", event, job_id, exc_info=True)
 
     transaction.on_commit(send)

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # Task names (rendering.tasks registers them under these).
 RENDER_SEGMENT = "rendering.render_segment"
 ASSEMBLE_JOB = "rendering.assemble_job"
+# callbacks.tasks registers these: one attempt of an outgoing webhook delivery, and the sweep that
+# re-sends deliveries whose task was lost.
+DELIVER_WEBHOOK = "callbacks.deliver"
+SWEEP_WEBHOOKS = "callbacks.sweep"
 
 Sweep = Callable[[], Any]
 
@@ -39,6 +43,15 @@ def enqueue(task_name: str, *args: Any, **kwargs: Any) -> None:
             log.warning("could not send %s%r (the reaper will send it again): %s", task_name, args, exc)
     else:
         inprocess_runner().submit(task, args, kwargs)
+
+
+def enqueue_in(delay: float, task_name: str, *args: Any) -> None:
+    """`enqueue` after `delay` seconds: a Celery countdown on the fleet, a timer in process."""
+    task = current_app.tasks[task_name]
+    if settings.TASK_RUNNER == "celery":
+        task.apply_async(args=args, countdown=max(0.0, delay))
+    else:
+        inprocess_runner().submit_later(task, args, {}, delay)
 
 
 def run_later(
@@ -187,6 +200,8 @@ class InProcessRunner:
 _runner: InProcessRunner | None = None
 _runner_lock = threading.Lock()
 _sweep_fn: Sweep | None = None
+# Other apps' sweeps run beside the reaper's (callbacks re-sends deliveries whose timer a restart lost).
+_extra_sweeps: list[Sweep] = []
 
 
 def set_sweeper(sweep: Sweep) -> None:
@@ -195,10 +210,23 @@ def set_sweeper(sweep: Sweep) -> None:
     _sweep_fn = sweep
 
 
+def add_sweep(sweep: Sweep) -> None:
+    if sweep not in _extra_sweeps:
+        _extra_sweeps.append(sweep)
+
+
+def _sweep_all() -> None:
+    for sweep in [s for s in (_sweep_fn, *_extra_sweeps) if s is not None]:
+        try:
+            sweep()
+        except Exception:  # one failed sweep must not stop the others; each runs again next time
+            log.exception("embedded sweep %s failed", getattr(sweep, "__name__", sweep))
+
+
 def inprocess_runner() -> InProcessRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
             every = settings.REAPER_INTERVAL_SECONDS if settings.EMBEDDED_REAPER else None
-            _runner = InProcessRunner(settings.INPROCESS_WORKERS, sweep=_sweep_fn, sweep_every=every)
+            _runner = InProcessRunner(settings.INPROCESS_WORKERS, sweep=_sweep_all, sweep_every=every)
         return _runner

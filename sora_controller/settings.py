@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "segmentation",
     "rendering",
     "realtime",
+    "idempotency",
+    "callbacks",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +217,10 @@ CELERY_TASK_ROUTES = {
     "rendering.render_segment": {"queue": "submit"},
     "rendering.assemble_job": {"queue": "assemble"},
     "rendering.reap_stale": {"queue": "poll"},
+    # Outgoing webhooks and housekeeping: short network calls, like polls.
+    "callbacks.deliver": {"queue": "poll"},
+    "callbacks.sweep": {"queue": "poll"},
+    "idempotency.purge_expired": {"queue": "poll"},
 }
 POLL_QUEUE = "poll"
 # Recovery (jobs.leases): a worker holds each segment or assembly it works on for LEASE_SECONDS,
@@ -227,8 +233,33 @@ REQUEUE_AFTER_SECONDS = env_float("REQUEUE_AFTER_SECONDS", 40.0)
 REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 10.0)
 # On the embedded default the in-process runner sweeps for stalled work itself (there is no beat).
 EMBEDDED_REAPER = env_bool("EMBEDDED_REAPER", True)
+# --- Idempotency-Key (idempotency app) ------------------------------------------------------------
+# How long a key's answer is kept for retries; expired keys are purged hourly by beat (or with
+# `manage.py purge_idempotency_keys`) and may be used again.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+# A request that holds a key for longer than this is taken to have died with its process (a finished
+# request always stores or releases its key), and a retry may run in its place.
+IDEMPOTENCY_LOCK_SECONDS = env_int("IDEMPOTENCY_LOCK_SECONDS", 300)
+
+# --- Outgoing webhooks (callbacks app) -------------------------------------------------------------
+# Callback URLs must be https; plain http only when this is on (local receivers, tests).
+ALLOW_HTTP_CALLBACKS = env_bool("ALLOW_HTTP_CALLBACKS", False)
+# Refuse callback hosts that resolve to loopback, private, link-local or otherwise non-public
+# addresses (SSRF), checked again at every send; on only for receivers inside your own network.
+ALLOW_PRIVATE_CALLBACKS = env_bool("ALLOW_PRIVATE_CALLBACKS", False)
+# One attempt's connect + read budget; redirects are never followed.
+CALLBACK_TIMEOUT_SECONDS = env_float("CALLBACK_TIMEOUT_SECONDS", 10.0)
+# Attempts per delivery before it is given up, and the backoff between them: base x 2^(n-1), capped.
+CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 8)
+CALLBACK_BACKOFF_SECONDS = env_float("CALLBACK_BACKOFF_SECONDS", 10.0)
+CALLBACK_BACKOFF_MAX_SECONDS = env_float("CALLBACK_BACKOFF_MAX_SECONDS", 3600.0)
+# Beat re-sends deliveries whose retry is overdue by this long (their task was lost with a worker).
+CALLBACK_SWEEP_SECONDS = env_int("CALLBACK_SWEEP_SECONDS", 60)
+
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "rendering.reap_stale", "schedule": float(REAPER_INTERVAL_SECONDS)},
+    "purge-idempotency-keys": {"task": "idempotency.purge_expired", "schedule": 3600.0},
+    "sweep-webhook-deliveries": {"task": "callbacks.sweep", "schedule": float(CALLBACK_SWEEP_SECONDS)},
 }
 
 # --- Domain limits --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("jobs.api.urls")),
+    path("api/", include("callbacks.api.urls")),
     path("webhooks/", include("rendering.webhook_urls")),
     path("", include("jobs.web_urls")),
 ]

@@ -230,14 +230,31 @@ def job_spec(data: dict[str, Any]) -> JobSpec:
     )
 
 
+# Fields of the create request that other apps handle (jobs.api.extensions); not part of the job's spec.
+EXTENSION_FIELDS = ("callback_url",)
+
+
 class VideoJobCreateSerializer(VideoJobSpecSerializer):
     """A new job. With render true (the default) it starts rendering at once."""
+
+    callback_url = serializers.CharField(
+        required=False,
+        max_length=2000,
+        write_only=True,
+        help_text="Receive this job's job.completed, job.failed and segment.completed events at this URL, "
+        "signed per the Standard Webhooks spec; the 201 body's `callback.secret` (whsec_...) is the "
+        "signing secret, shown only then. https and a public host only.",
+    )
 
 
 class VideoJobEstimateSerializer(VideoJobSpecSerializer):
     """The create fields (the same payload may be sent); nothing is stored. title, render, continuity,
     reference_fit, fps and use_cache do not change the estimate (cache hits are not subtracted: an
     estimate is what the job costs at most)."""
+
+    callback_url = serializers.CharField(
+        required=False, max_length=2000, write_only=True, help_text="Accepted and ignored (see create)."
+    )
 
 
 class SegmentUpdateSerializer(StrictInputSerializer):
@@ -291,6 +308,16 @@ def check_declared_length(request: Any, limit: int, *, extra: int = 0) -> None:
         declared = 0
     if declared > limit + extra + MULTIPART_OVERHEAD_BYTES:
         raise serializers.ValidationError({"image": [f"the upload is larger than {limit} bytes"]})
+
+
+def check_create_length(request: Any) -> None:
+    """A multipart create's size bound, from its declared length (nothing read yet)."""
+    if request.content_type.startswith("multipart/"):
+        check_declared_length(
+            request,
+            settings.UPLOAD_MAX_BYTES * MAX_IMAGES_PER_CREATE,
+            extra=4 * settings.MAX_JOB_PROMPT_CHARS,
+        )
 
 
 def multipart_job(request: Any) -> tuple[Any, list[Any]]:

@@ -14,8 +14,10 @@ _ERROR_TEXT = {
     401: "Not authenticated.",
     403: "Not authenticated (session without CSRF token) or not allowed.",
     404: "No such job (or not yours).",
-    409: "The current state does not allow this; `detail` says why.",
+    409: "The current state does not allow this, or a request with the same Idempotency-Key is still "
+    "running; `detail` and `code` say which.",
     413: "The request body is too large.",
+    422: "The Idempotency-Key was already used with a different request (code `idempotency_key_reused`).",
     429: "Too many jobs created; see the Retry-After header.",
 }
 

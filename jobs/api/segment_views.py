@@ -13,6 +13,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from idempotency.decorators import idempotent
 from jobs import services
 from jobs.models import ReferenceImage
 
@@ -76,8 +77,9 @@ class SegmentDetailView(JobAPIView):
 @extend_schema(parameters=[job_path_parameter(), index_path_parameter()])
 class SegmentRerenderView(JobAPIView):
     @action_schema(
-        "segments_rerender", "Render one segment of a finished job again and re-assemble", 400, 409
+        "segments_rerender", "Render one segment of a finished job again and re-assemble", 400, 409, 422
     )
+    @idempotent
     def post(self, request: Request, job_id: uuid.UUID, index: int) -> Response:
         job = self.get_job(job_id)
         self.get_segment(job, index)

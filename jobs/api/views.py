@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -19,18 +18,21 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from idempotency.decorators import idempotent
 from jobs import planning, selectors, services
 from jobs.services import ReferenceUpload
 
 from .base import JobAPIView
+from .extensions import attach_create_extensions, check_create_extensions
 from .filters import VideoJobFilterSerializer, VideoJobPagination
 from .input_serializers import (
+    EXTENSION_FIELDS,
     MAX_IMAGES_PER_CREATE,
     RerenderSerializer,
     VideoJobCreateSerializer,
     VideoJobEstimateSerializer,
     VideoJobMultipartCreateSerializer,
-    check_declared_length,
+    check_create_length,
     job_spec,
     multipart_job,
 )
@@ -90,27 +92,28 @@ class VideoJobListCreateView(JobAPIView):
             "application/json": VideoJobCreateSerializer,
             "multipart/form-data": VideoJobMultipartCreateSerializer,
         },
-        responses={201: VideoJobDetailSerializer, **errors(400, 413, 429)},
+        responses={201: VideoJobDetailSerializer, **errors(400, 409, 413, 422, 429)},
     )
+    @idempotent(before=check_create_length)
     def post(self, request: Request) -> Response:
         body, uploads = request.data, []
         if request.content_type.startswith("multipart/"):
-            check_declared_length(
-                request,
-                settings.UPLOAD_MAX_BYTES * MAX_IMAGES_PER_CREATE,
-                extra=4 * settings.MAX_JOB_PROMPT_CHARS,
-            )
+            check_create_length(request)
             body, uploads = multipart_job(request)
         serializer = VideoJobCreateSerializer(data=body)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        extensions = {name: data[name] for name in EXTENSION_FIELDS if name in data}
+        check_create_extensions(extensions)
         job = services.video_job_submit(
             owner=request.user,
             spec=job_spec(data),
             references=[ReferenceUpload(file=upload) for upload in uploads],
             render=data["render"],
         )
+        extra = attach_create_extensions(owner=request.user, job=job, data=extensions)
         response = self.job_response(job.id, status.HTTP_201_CREATED)
+        response.data.update(extra)
         response["Location"] = request.build_absolute_uri(
             reverse("api:video-job-detail", kwargs={"job_id": job.id})
         )
@@ -146,7 +149,8 @@ class VideoJobDetailView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter()])
 class VideoJobRenderView(JobAPIView):
-    @action_schema("video_jobs_render", "Start rendering a draft or cancelled job", 400, 409)
+    @action_schema("video_jobs_render", "Start rendering a draft or cancelled job", 400, 409, 422)
+    @idempotent
     def post(self, request: Request, job_id: uuid.UUID) -> Response:
         services.video_job_render(job=self.get_job(job_id))
         return self.job_response(job_id, status.HTTP_202_ACCEPTED)
@@ -154,7 +158,8 @@ class VideoJobRenderView(JobAPIView):
 
 @extend_schema(parameters=[job_path_parameter()])
 class VideoJobRetryView(JobAPIView):
-    @action_schema("video_jobs_retry", "Render the failed segments of a failed job again", 400, 409)
+    @action_schema("video_jobs_retry", "Render the failed segments of a failed job again", 400, 409, 422)
+    @idempotent
     def post(self, request: Request, job_id: uuid.UUID) -> Response:
         services.video_job_retry(job=self.get_job(job_id))
         return self.job_response(job_id, status.HTTP_202_ACCEPTED)
@@ -177,8 +182,9 @@ class VideoJobRerenderView(JobAPIView):
         tags=["renders"],
         summary="Render chosen segments of a finished job again and re-assemble",
         request=RerenderSerializer,
-        responses={202: VideoJobDetailSerializer, **errors(400, 404, 409)},
+        responses={202: VideoJobDetailSerializer, **errors(400, 404, 409, 422)},
     )
+    @idempotent
     def post(self, request: Request, job_id: uuid.UUID) -> Response:
         job = self.get_job(job_id)
         serializer = RerenderSerializer(data=request.data)

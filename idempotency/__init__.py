@@ -1,0 +1,1 @@
+"""Exactly-once POSTs for API clients: the `Idempotency-Key` header (see idempotency.decorators)."""
