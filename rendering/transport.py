@@ -49,7 +49,10 @@ def enqueue_in(delay: float, task_name: str, *args: Any) -> None:
     """`enqueue` after `delay` seconds: a Celery countdown on the fleet, a timer in process."""
     task = current_app.tasks[task_name]
     if settings.TASK_RUNNER == "celery":
-        task.apply_async(args=args, countdown=max(0.0, delay))
+        try:
+            task.apply_async(args=args, countdown=max(0.0, delay))
+        except OperationalError as exc:  # recorded first; the sender's sweep sends it again
+            log.warning("could not send %s%r (its sweep will send it again): %s", task_name, args, exc)
     else:
         inprocess_runner().submit_later(task, args, {}, delay)
 
