@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -105,13 +106,16 @@ class VideoJobListCreateView(JobAPIView):
         data = serializer.validated_data
         extensions = {name: data[name] for name in EXTENSION_FIELDS if name in data}
         check_create_extensions(extensions)
-        job = services.video_job_submit(
-            owner=request.user,
-            spec=job_spec(data),
-            references=[ReferenceUpload(file=upload) for upload in uploads],
-            render=data["render"],
-        )
-        extra = attach_create_extensions(owner=request.user, job=job, data=extensions)
+        # One transaction: if another app's part (a callback URL) cannot be stored, no job is either, so a
+        # client retrying with its Idempotency-Key after the error gets one job, not two.
+        with transaction.atomic():
+            job = services.video_job_submit(
+                owner=request.user,
+                spec=job_spec(data),
+                references=[ReferenceUpload(file=upload) for upload in uploads],
+                render=data["render"],
+            )
+            extra = attach_create_extensions(owner=request.user, job=job, data=extensions)
         response = self.job_response(job.id, status.HTTP_201_CREATED)
         response.data.update(extra)
         response["Location"] = request.build_absolute_uri(

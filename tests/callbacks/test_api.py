@@ -120,6 +120,26 @@ class TestJobCallback:
         assert_error(response, 400, field="callback_url", fragment="private")
         assert not VideoJob.objects.filter(owner=user).exists()
 
+    def test_a_callback_that_cannot_be_stored_stores_no_job(self, api, user, monkeypatch):
+        from django.db import DatabaseError
+
+        from callbacks import services
+
+        def fail(**kwargs):
+            raise DatabaseError("the database went away mid-request")
+
+        monkeypatch.setattr(services, "endpoint_create", fail)
+        api.raise_request_exception = False
+        response = api.post(
+            "/api/video-jobs/",
+            {**JOB, "callback_url": "https://hooks.example.com/job"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="create-1",
+        )
+        assert response.status_code == 500
+        # Nothing half-written: a retry with the same key will create the one job.
+        assert not VideoJob.objects.filter(owner=user).exists()
+
     def test_the_callback_goes_with_the_job(self, api, user):
         response = api.post(
             "/api/video-jobs/", {**JOB, "callback_url": "https://hooks.example.com/job"}, format="json"
