@@ -27,6 +27,7 @@ from .admin_parts import (
     ProviderTaskSearch,
     ReferenceImageInline,
     SegmentInline,
+    VersionInline,
     badge,
     thumbnail,
 )
@@ -61,7 +62,7 @@ class VideoJobAdmin(OperateMixin, ProviderTaskSearch, admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     list_per_page = 50
-    inlines = [SegmentInline, ReferenceImageInline]
+    inlines = [SegmentInline, VersionInline, ReferenceImageInline]
     actions = ["render", "retry_failed", "cancel", "reassemble"]
     fieldsets = (
         (

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from .errors import IllegalTransition, InvalidInput
-from .models import JobStatus, ReferenceImage, Segment, VideoJob
+from .models import JobStatus, ReferenceImage, Segment, Take, Version, VideoJob
 
 BADGE_COLOURS = {
     JobStatus.DRAFT: "#6b7280",
@@ -131,6 +131,53 @@ class ReferenceImageInline(admin.TabularInline):
     @admin.display(description="image")
     def preview(self, image: ReferenceImage) -> str:
         return thumbnail(image.image, 120)
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TakeInline(_ReadOnlyInline):
+    """Every kept render of a segment; the picked one is what the video uses."""
+
+    model = Take
+    fields = ("number", "picked", "rendered_by", "cost_usd", "cached", "created_at", "clip_link", "thumb")
+    readonly_fields = fields
+
+    @admin.display(description="picked", boolean=True)
+    def picked(self, take: Take) -> bool:
+        return take.segment.take_number == take.number
+
+    @admin.display(description="clip")
+    def clip_link(self, take: Take) -> str:
+        return file_link(take.clip, "clip")
+
+    @admin.display(description="thumbnail")
+    def thumb(self, take: Take) -> str:
+        return thumbnail(take.thumbnail)
+
+
+class VersionInline(_ReadOnlyInline):
+    """Every assembled video of a job, newest first, each with its own link."""
+
+    model = Version
+    fields = ("number", "current", "duration_seconds", "takes", "created_at", "video_link")
+    readonly_fields = fields
+
+    @admin.display(description="current", boolean=True)
+    def current(self, version: Version) -> bool:
+        return version.job.version_number == version.number
+
+    @admin.display(description="video")
+    def video_link(self, version: Version) -> str:
+        return file_link(version.video, f"version {version.number}")
 
 
 class ProviderTaskSearch:

@@ -69,6 +69,7 @@ def segment_state(segment: Segment, *, url_of: UrlOf = relative_url) -> dict[str
         "last_frame_url": _url(segment.last_frame, url_of),
         "cached": segment.cached_from_id is not None,
         "rendered_by": segment.rendered_by,
+        "take": segment.take_number,
         "updated_at": _timestamp(segment.updated_at),
     }
 
@@ -80,6 +81,7 @@ def job_status(job: VideoJob) -> dict[str, Any]:
         "progress": round(job.progress, 1),
         "output_url": _url(job.output_video, relative_url),
         "poster_url": _url(job.poster_image, relative_url),
+        "version": job.version_number,
         "error": job.error,
     }
 

@@ -126,6 +126,8 @@ class VideoJob(models.Model):
     # the `sentences` strategy planned it instead. A list of strings.
     notices = models.JSONField(default=list, blank=True)
 
+    # The version (an assembled video, Version) output_video names, by its number; 0: none yet.
+    version_number = models.PositiveIntegerField(default=0)
     # Recovery (jobs.leases): by when the job must have moved on (its run started, the step after a
     # settled segment taken, its assembly begun or heartbeated) before the reaper resumes it; the token
     # names the assembly run that holds it while it assembles.
@@ -199,6 +201,8 @@ class Segment(models.Model):
     )
     # Set by a re-render: the person asked for a fresh take, so the cache is not consulted.
     bypass_cache = models.BooleanField(default=False)
+    # The take (a kept render, Take) whose files clip/last_frame/thumbnail name, by its number; 0: none.
+    take_number = models.PositiveIntegerField(default=0)
     # Recovery (jobs.leases): the run of render_segment that holds this segment, and by when it must
     # come back (heartbeat while it works, its poll countdown plus a grace while it waits); past that
     # the reaper hands the segment to a new run. `lease_waiting`: between polls, where a provider's
@@ -234,6 +238,52 @@ class Segment(models.Model):
     @property
     def render_model(self) -> str:
         return self.model if self.provider else self.job.model
+
+
+class Take(models.Model):
+    """One finished render of a segment. Every take is kept, so a person can compare takes, pick one and
+    go back; the segment's own clip fields name the picked take's files (shared, never copied)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="takes")
+    number = models.PositiveIntegerField()
+    prompt = models.TextField()
+    clip = models.FileField(max_length=300)
+    last_frame = models.FileField(max_length=300, blank=True)
+    thumbnail = models.FileField(max_length=300, blank=True)
+    duration_seconds = models.FloatField()
+    rendered_by = models.CharField(max_length=130, blank=True)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    # Reused from an identical finished clip (the render cache) rather than rendered.
+    cached = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["segment", "number"]
+        constraints = [models.UniqueConstraint(fields=["segment", "number"], name="take_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Take {self.number} of {self.segment}"
+
+
+class Version(models.Model):
+    """One assembled video of a job. Every version is kept with its own file, so a link to an earlier
+    version keeps working after a re-render; the job's output_video names the newest."""
+
+    job = models.ForeignKey(VideoJob, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    video = models.FileField(max_length=300)
+    poster = models.FileField(max_length=300, blank=True)
+    duration_seconds = models.FloatField()
+    # The take number of each segment it was assembled from, in segment order.
+    takes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "-number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Version {self.number} of {self.job}"
 
 
 class ReferenceImage(models.Model):

@@ -25,14 +25,14 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import File
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from . import budget, leases, ledger
 from .catalogue import CapabilityError, model_spec
 from .errors import IllegalTransition, NotFound
 from .events import JOB_ASSEMBLY, JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
-from .files import delete_files, delete_files_after_commit
+from .files import delete_files
 from .models import (
     FINISHED_JOB_STATUSES,
     IN_FLIGHT_SEGMENT_STATUSES,
@@ -42,6 +42,8 @@ from .models import (
     Segment,
     SegmentStatus,
     SpendKind,
+    Take,
+    Version,
     VideoJob,
 )
 from .planning import render_length, uses_reference_slots
@@ -246,8 +248,8 @@ def segment_complete(
     segment = Segment.objects.select_related("job").get(id=segment_id)
     if segment.status != SegmentStatus.RENDERING:
         raise IllegalTransition(f"segment {segment.index + 1} is {segment.status}; it cannot complete")
-    old_files = [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
     # Files are written under fresh names before the row changes, so a reader never sees a torn clip.
+    # Earlier files stay: they are earlier takes (Take), which a person may pick again.
     tag = uuid.uuid4().hex[:8]
     segment.clip.save(f"{segment.index:04d}-{tag}.mp4", clip, save=False)
     if last_frame is not None:
@@ -259,8 +261,10 @@ def segment_complete(
     if cached_from_id is not None:
         note = f"reused the clip of segment {cached_from_id}"
         charges.append(Charge(SpendKind.CACHE_SAVING, saved_usd, note, provider_task_id=""))
+    rendered_by = f"{segment.render_provider}:{segment.render_model}"
     try:
         with transaction.atomic():
+            take = _new_take(segment, rendered_by, cost_usd, cached=cached_from_id is not None)
             segment = _move_segment(
                 segment_id,
                 "complete",
@@ -268,18 +272,35 @@ def segment_complete(
                 clip=segment.clip.name,
                 last_frame=segment.last_frame.name if last_frame is not None else "",
                 thumbnail=segment.thumbnail.name if thumbnail is not None else "",
+                take_number=take.number,
                 progress=100.0,
                 provider_status="completed",
-                rendered_by=f"{segment.render_provider}:{segment.render_model}",
+                rendered_by=rendered_by,
                 error="",
                 cache_key=cache_key,
                 cached_from_id=cached_from_id,
             )
-            delete_files_after_commit(old_files)
     except Exception:
         delete_files(new_files)
         raise
     return segment
+
+
+def _new_take(segment: Segment, rendered_by: str, cost_usd: Decimal, *, cached: bool) -> Take:
+    """Keep this render as the segment's next take (its files are the segment's new ones)."""
+    last = Take.objects.filter(segment_id=segment.id).aggregate(n=Max("number"))["n"] or 0
+    return Take.objects.create(
+        segment_id=segment.id,
+        number=last + 1,
+        prompt=segment.prompt,
+        clip=segment.clip.name,
+        last_frame=segment.last_frame.name if segment.last_frame else "",
+        thumbnail=segment.thumbnail.name if segment.thumbnail else "",
+        duration_seconds=segment.duration_seconds,
+        rendered_by=rendered_by,
+        cost_usd=cost_usd,
+        cached=cached,
+    )
 
 
 def segment_fail(*, segment_id: int, error: str, cost_usd: Decimal = Decimal("0")) -> Segment | None:
@@ -415,7 +436,7 @@ def job_complete(*, job_id: uuid.UUID | str, output: File, poster: File | None, 
     job = VideoJob.objects.get(id=job_id)
     if job.status != JobStatus.ASSEMBLING:
         raise IllegalTransition(f"job {job_id} is {job.status}; it cannot complete")
-    old_files = [f.name for f in (job.output_video, job.poster_image) if f]
+    # Written under fresh names; earlier videos stay, as earlier versions whose links keep working.
     tag = uuid.uuid4().hex[:8]
     job.output_video.save(f"video-{tag}.mp4", output, save=False)
     if poster is not None:
@@ -423,21 +444,37 @@ def job_complete(*, job_id: uuid.UUID | str, output: File, poster: File | None, 
     new_files = [f.name for f in (job.output_video, job.poster_image) if f]
     try:
         with transaction.atomic():
+            version = _new_version(job, duration)
             job = _move_job(
                 job_id,
                 "complete",
                 output_video=job.output_video.name,
                 poster_image=job.poster_image.name if poster is not None else "",
                 output_duration_seconds=duration,
+                version_number=version.number,
                 progress=100.0,
                 error="",
                 finished_at=timezone.now(),
             )
-            delete_files_after_commit(old_files)
     except Exception:
         delete_files(new_files)
         raise
     return job
+
+
+def _new_version(job: VideoJob, duration: float) -> Version:
+    """Keep this assembled video as the job's next version, with the takes it was made from."""
+    last = Version.objects.filter(job_id=job.id).aggregate(n=Max("number"))["n"] or 0
+    return Version.objects.create(
+        job_id=job.id,
+        number=last + 1,
+        video=job.output_video.name,
+        poster=job.poster_image.name if job.poster_image else "",
+        duration_seconds=duration,
+        takes=list(
+            Segment.objects.filter(job_id=job.id).order_by("index").values_list("take_number", flat=True)
+        ),
+    )
 
 
 def job_fail(*, job_id: uuid.UUID | str, error: str) -> VideoJob | None:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
-from .admin_parts import OperateMixin, badge, thumbnail
+from .admin_parts import OperateMixin, TakeInline, badge, thumbnail
 from .models import ReferenceImage, Segment, VideoJob
 
 
@@ -34,6 +34,7 @@ class SegmentAdmin(OperateMixin, admin.ModelAdmin):
     list_select_related = ("job",)
     search_fields = ("=provider_task_id", "prompt")
     actions = ["rerender"]
+    inlines = [TakeInline]
     readonly_fields = (
         "job",
         "index",

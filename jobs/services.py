@@ -34,11 +34,12 @@ from .models import (
     ReferenceImage,
     Segment,
     SegmentStatus,
+    Take,
     VideoJob,
 )
 from .planning import CheckedJob, JobSpec, plan_job
 from .render_state import recompute_progress
-from .transitions import SEGMENT_TRANSITIONS, check_move, claim_job
+from .transitions import SEGMENT_TRANSITIONS, check_move, claim_job, claim_segment
 from .uploads import CheckedImage, check_reference_image
 from .work_queue import start_run_after_commit
 
@@ -49,6 +50,9 @@ RERENDER_FROM = frozenset({SegmentStatus.COMPLETED, *UNFINISHED_SEGMENT_STATUSES
 for _from in (RENDER_FROM, RERENDER_FROM):
     check_move(SEGMENT_TRANSITIONS, _from, SegmentStatus.QUEUED)
 check_move(SEGMENT_TRANSITIONS, UNSETTLED_SEGMENT_STATUSES, SegmentStatus.CANCELLED)
+# A person picks a take of a settled segment: never of one the workers hold.
+PICK_FROM = frozenset({SegmentStatus.COMPLETED, *UNFINISHED_SEGMENT_STATUSES})
+check_move(SEGMENT_TRANSITIONS, PICK_FROM, SegmentStatus.COMPLETED)
 
 
 # --- Submitting a job -------------------------------------------------------------------------------
@@ -338,7 +342,12 @@ def video_job_delete(*, job: VideoJob) -> None:
     files: list[str] = [f.name for f in (job.output_video, job.poster_image) if f]
     for segment in job.segments.all():
         files += [f.name for f in (segment.clip, segment.last_frame, segment.thumbnail) if f]
+    for take in Take.objects.filter(segment__job=job):
+        files += [f.name for f in (take.clip, take.last_frame, take.thumbnail) if f]
+    for version in job.versions.all():
+        files += [f.name for f in (version.video, version.poster) if f]
     files += [image.image.name for image in job.reference_images.all() if image.image]
+    files = list(dict.fromkeys(files))  # takes and versions share their files with the segment and job
     with transaction.atomic():
         status = (
             VideoJob.objects.select_for_update().filter(id=job.id).values_list("status", flat=True).first()
@@ -347,6 +356,41 @@ def video_job_delete(*, job: VideoJob) -> None:
             video_job_cancel(job=job)
         job.delete()
         delete_files_after_commit(files)
+
+
+def segment_take_pick(*, job: VideoJob, index: int, number: int) -> VideoJob:
+    """Use take `number` of segment `index` in the video (compare, pick, or go back to an earlier take)
+    and assemble the job again from the picked takes, by stream copy: a new version, nothing rendered.
+    With other segments still lacking a clip, the pick is kept for the next retry's assembly."""
+    segment = job.segments.filter(index=index).first()
+    if segment is None:
+        raise NotFound(f"segment {index} does not exist in this job")
+    take = segment.takes.filter(number=number).first()
+    if take is None:
+        raise NotFound(f"segment {index + 1} has no take {number}")
+    with transaction.atomic():
+        status = (
+            VideoJob.objects.select_for_update().filter(id=job.id).values_list("status", flat=True).first()
+        )
+        if status in ACTIVE_JOB_STATUSES or status == JobStatus.DRAFT:
+            raise IllegalTransition(f"job {job.id} is {status}; wait until it finishes before picking a take")
+        segment = claim_segment(
+            segment.id,
+            SegmentStatus.COMPLETED,
+            allowed=PICK_FROM,
+            clip=take.clip.name,
+            last_frame=take.last_frame.name,
+            thumbnail=take.thumbnail.name,
+            take_number=take.number,
+            rendered_by=take.rendered_by,
+            error="",
+            progress=100.0,
+        )
+        job.refresh_from_db()
+        if job.segments.exclude(status=SegmentStatus.COMPLETED).exists():
+            publish_after_commit(job.id, SEGMENT_STATE, segment_state(segment), job=job_status(job))
+            return job
+        return _start(job, {}, from_statuses=())  # assemble the picked takes (nothing to render)
 
 
 # --- Segments ---------------------------------------------------------------------------------------

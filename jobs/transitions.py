@@ -33,8 +33,9 @@ SEGMENT_TRANSITIONS: dict[str, set[str]] = {
     SegmentStatus.QUEUED: {SegmentStatus.RENDERING, SegmentStatus.FAILED, SegmentStatus.CANCELLED},
     SegmentStatus.RENDERING: {SegmentStatus.COMPLETED, SegmentStatus.FAILED, SegmentStatus.CANCELLED},
     SegmentStatus.COMPLETED: {SegmentStatus.QUEUED},
-    SegmentStatus.FAILED: {SegmentStatus.QUEUED},
-    SegmentStatus.CANCELLED: {SegmentStatus.QUEUED},
+    # Or back to completed when a person picks one of its earlier takes (jobs.services.segment_take_pick).
+    SegmentStatus.FAILED: {SegmentStatus.QUEUED, SegmentStatus.COMPLETED},
+    SegmentStatus.CANCELLED: {SegmentStatus.QUEUED, SegmentStatus.COMPLETED},
 }
 
 

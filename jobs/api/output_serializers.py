@@ -125,6 +125,9 @@ class SegmentSerializer(serializers.Serializer):
     rendered_by = serializers.CharField(
         read_only=True, help_text='"provider:model" that rendered the clip (a fallback after a failover).'
     )
+    take = serializers.IntegerField(
+        read_only=True, help_text="The number of the take (a kept render) in use; 0: none yet."
+    )
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
@@ -206,6 +209,11 @@ class _JobCommonSerializer(serializers.Serializer):
     output_url = _file_url("output_video", "The finished video.")
     poster_url = _file_url("poster_image", "A poster frame of the finished video.")
     output_duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    version = serializers.IntegerField(
+        source="version_number",
+        read_only=True,
+        help_text="The number of the version output_url is (0: none yet); every version is kept.",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     started_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import catalog_views, segment_views, views
+from . import catalog_views, segment_views, take_views, views
 from .exceptions import NOT_FOUND_URL_NAME, api_not_found
 
 app_name = "api"
@@ -29,6 +29,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
         segment_views.SegmentRerenderView.as_view(),
         name="segment-rerender",
     ),
+    path(f"{job}segments/<int:index>/takes/", take_views.TakeListView.as_view(), name="take-list"),
+    path(
+        f"{job}segments/<int:index>/takes/<int:number>/pick/",
+        take_views.TakePickView.as_view(),
+        name="take-pick",
+    ),
+    path(f"{job}versions/", take_views.VersionListView.as_view(), name="version-list"),
     path(
         f"{job}reference-images/", segment_views.ReferenceImageListView.as_view(), name="reference-image-list"
     ),
