@@ -17,7 +17,8 @@ from .narrative import segment_narrative
 
 @register(
     "even",
-    description="Even: equal time slices, the prompt split evenly across them, shared subject/style in each",
+    description="Even: equal time slices, the prompt laid evenly across them in whole sentences, "
+    "shared subject/style in each",
 )
 def segment_even(
     prompt: str, duration: float, segment_length: float, context: SegmentationContext
