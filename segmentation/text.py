@@ -32,8 +32,10 @@ slices). When one action spans several consecutive segments, the header carries 
 it the segment is: "Shot {i} of {n} (beginning, part 1 of 3)", "(continuation, part 2 of 3)",
 "(ending, part 3 of 3)". The header is left out when there is only one segment, and the context block
 is left out when there is no shared context for that segment. A composed prompt never exceeds
-``max_segment_prompt_chars``: the narrative part is truncated at a word boundary (ending with "…"),
-never the shared context; if the shared context alone does not fit, SegmentationError(field="prompt").
+``max_segment_prompt_chars`` (only a prompt far longer than its segments can carry comes near it): the
+narrative is then cut after its last whole sentence that fits, followed by " …" (at a word boundary
+only when not even the first sentence fits), never the shared context; if the shared context alone
+does not fit, SegmentationError(field="prompt").
 
 Scene markers (used by the ``sentences`` strategy; every strategy drops the marker text itself):
 ``Scene 2:``/``SCENE 3 -``/``Shot 4.``/``Sequence 1``/``Shot 4 of 9:`` (a number, a number word or an
@@ -90,6 +92,7 @@ __all__ = [
     "split_scenes",
     "split_sentences",
     "split_words",
+    "truncate_at_sentences",
     "truncate_text",
     "validate_prompt",
 ]
@@ -698,7 +701,25 @@ def compose_segment_prompt(
             f"description in a segment prompt of at most {max_chars} characters; shorten it",
             field="prompt",
         )
-    return lead + truncate_text(body, room)
+    return lead + truncate_at_sentences(body, room)
+
+
+def truncate_at_sentences(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else its leading whole sentences that fit, then " …";
+    `truncate_text` (a word boundary) when not even the first sentence fits."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(ELLIPSIS) - 1
+    kept, used = [], 0
+    for sentence in split_sentences(text):
+        needed = len(sentence) + (1 if kept else 0)
+        if used + needed > room:
+            break
+        kept.append(sentence)
+        used += needed
+    if not kept:
+        return truncate_text(text, limit)
+    return " ".join(kept) + " " + ELLIPSIS
 
 
 def compose_segment_prompts(parsed: ParsedPrompt, parts: Sequence[Part], max_chars: int) -> list[str]:

@@ -473,3 +473,15 @@ def test_a_long_sentence_becomes_clauses_but_stays_one_sentence_for_the_subject(
     assert len(parsed.units) > 2  # the long sentence was cut into clauses
     assert " ".join(parsed.units) == " ".join(f"{long}. It dreams.".split())
     assert parsed.subject == " ".join(f"{long}.".split())  # the whole first sentence, not a clause
+
+
+def test_an_over_long_narrative_is_cut_after_a_whole_sentence() -> None:
+    narrative = "The fox runs on. It jumps the fence. " * 10
+    prompt = compose_segment_prompt(narrative, 0, 2, max_chars=120)
+    body = prompt.removeprefix("Shot 1 of 2: ")
+    assert len(prompt) <= 120 and body.endswith(". \u2026")
+    assert narrative.startswith(body.removesuffix(" \u2026"))  # whole sentences, in order
+    # Not even one sentence fits: a word boundary, as before.
+    assert compose_segment_prompt("A " + "very " * 40 + "long sentence.", 0, 1, max_chars=30).endswith(
+        "\u2026"
+    )
