@@ -295,6 +295,15 @@ class Scene:
         return ((self.heading,) if self.heading else ()) + self.sentences
 
     @property
+    def beats(self) -> tuple[str, ...]:
+        """The units with the heading joined to the unit after it: a heading alone is no shot."""
+        if not self.heading:
+            return self.sentences
+        if not self.sentences:
+            return (self.heading,)
+        return (f"{self.heading} {self.sentences[0]}", *self.sentences[1:])
+
+    @property
     def text(self) -> str:
         return " ".join(self.units)
 
@@ -329,14 +338,8 @@ class ParsedPrompt:
 
     @cached_property
     def beats(self) -> list[str]:
-        """The units with each scene heading joined to the unit after it: a heading alone is no shot."""
-        beats: list[str] = []
-        for scene in self.scenes:
-            units = list(scene.sentences)
-            if scene.heading:
-                units = [f"{scene.heading} {units[0]}", *units[1:]] if units else [scene.heading]
-            beats.extend(units)
-        return beats
+        """Every scene's beats (`Scene.beats`), in order."""
+        return [beat for scene in self.scenes for beat in scene.beats]
 
     @cached_property
     def narrative(self) -> str:

@@ -44,7 +44,7 @@ def map_scenes(scenes: tuple[Scene, ...], count: int) -> list[Part]:
         units: list[str] = []
         scene_breaks: list[int] = []
         for scene in scenes:
-            units.extend(scene.units)
+            units.extend(scene.beats)  # a heading stays with its scene's first unit
             scene_breaks.append(len(units))
         weights = [len(unit) + 1 for unit in units]
         groups = partition_balanced(

@@ -260,6 +260,8 @@ def test_every_segment_is_whole_units_plus_a_cue(name: str, strategy: str, durat
         if header:
             assert int(header["index"]) == number and int(header["count"]) == count
         indices = as_units(narrative, case.units)
+        # A scene heading is never a segment's last word: it goes with the action it heads.
+        assert case.units[indices[-1]] not in headings, spec.prompt
         new = [index for index in indices if index not in seen]
         repeated = [index for index in indices if index in seen]
         # A unit comes back only in the segment right after one that showed it (it spans them), or
