@@ -55,6 +55,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # The workspace at http://127.0.0.1:$(PORT) on the embedded default; prints how to log in.
+# DEBUG=1 serves and reloads the static files; missing pages and crashes still show the project's own
+# 404 and 500 pages (SHOW_DEBUG_ERROR_PAGES=1 make serve shows Django's technical pages instead).
 serve: install
 	$(PY) manage.py migrate --noinput --verbosity 0
 	$(PY) manage.py serve_info --port $(PORT)

@@ -25,9 +25,8 @@ from jobs.models import ACTIVE_JOB_STATUSES, Continuity
 from segmentation.registry import strategy_choices
 
 JOBS_PER_PAGE = 25
-# The new-job slider: whole segments of the default length, up to five minutes (longer jobs go
-# through the API or the CLI).
-SLIDER_MAX_SECONDS = 300.0
+# The new-job slider: whole segments of the default length, up to MAX_DURATION_SECONDS (the longest
+# job the planner accepts from any client).
 SLIDER_DEFAULT_SECONDS = 30.0
 # Offered for providers that accept any even WIDTHxHEIGHT (the local one); 320x240 renders fastest.
 FREE_SIZES = ("1280x720", "720x1280", "854x480", "640x360", "320x240")
@@ -106,7 +105,7 @@ def provider_catalog() -> list[dict[str, Any]]:
 
 def _new_job_config() -> dict[str, Any]:
     segment = settings.DEFAULT_SEGMENT_SECONDS
-    slider_max = max(segment, min(SLIDER_MAX_SECONDS, settings.MAX_DURATION_SECONDS))
+    slider_max = _slider_max(segment)
     return {
         "page": "new",
         "providers": provider_catalog(),
@@ -123,12 +122,32 @@ def _new_job_config() -> dict[str, Any]:
     }
 
 
+def _slider_max(segment: float) -> float:
+    """The longest duration the slider offers: the longest job allowed, in whole segments."""
+    return max(segment, settings.MAX_DURATION_SECONDS // segment * segment)
+
+
+def _strategy_options() -> list[dict[str, str]]:
+    """The automatic strategies as the menu shows them: a short name in the option (a long option is
+    cut off inside a select) and the whole description in a hint below it, which wraps."""
+    options = []
+    for name, text in strategy_choices():
+        if name == "manual":  # manual is the page's own mode, not a choice in this menu
+            continue
+        label, _, description = text.partition(": ")
+        description = description[:1].upper() + description[1:]
+        options.append(
+            {"name": name, "label": label if description else name, "description": description or text}
+        )
+    return options
+
+
 def _form_choices() -> dict[str, Any]:
     segment = settings.DEFAULT_SEGMENT_SECONDS
-    slider_max = max(segment, min(SLIDER_MAX_SECONDS, settings.MAX_DURATION_SECONDS))
+    slider_max = _slider_max(segment)
     default = min(SLIDER_DEFAULT_SECONDS, slider_max)
     return {
-        "strategies": [(name, text) for name, text in strategy_choices() if name != "manual"],
+        "strategies": _strategy_options(),
         "continuities": Continuity.choices,
         "providers": provider_catalog(),
         "default_provider": settings.DEFAULT_PROVIDER,

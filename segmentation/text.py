@@ -27,11 +27,15 @@ The composed prompt is deterministic::
 
     {shared context}\\n\\nShot {i} of {n}: {narrative}
 
-"Shot {i} of {n}" becomes "Shot {i} of {n} (continued)" when the segment continues the action of the
-previous one; the header is left out when there is only one segment, and the context block is left
-out when there is no shared context for that segment. A composed prompt never exceeds
-``max_segment_prompt_chars``: the narrative part is truncated at a word boundary (ending with "…"),
-never the shared context; if the shared context alone does not fit, SegmentationError(field="prompt").
+The narrative is always whole units (see "Units" below; ``segmentation.parts`` lays them onto the
+slices). When one action spans several consecutive segments, the header carries a cue saying where in
+it the segment is: "Shot {i} of {n} (beginning, part 1 of 3)", "(continuation, part 2 of 3)",
+"(ending, part 3 of 3)". The header is left out when there is only one segment, and the context block
+is left out when there is no shared context for that segment. A composed prompt never exceeds
+``max_segment_prompt_chars`` (only a prompt far longer than its segments can carry comes near it): the
+narrative is then cut after its last whole sentence that fits, followed by " …" (at a word boundary
+only when not even the first sentence fits), never the shared context; if the shared context alone
+does not fit, SegmentationError(field="prompt").
 
 Scene markers (used by the ``sentences`` strategy; every strategy drops the marker text itself):
 ``Scene 2:``/``SCENE 3 -``/``Shot 4.``/``Sequence 1``/``Shot 4 of 9:`` (a number, a number word or an
@@ -39,10 +43,23 @@ upper-case roman numeral such as ``Scene IV.``; "Shot mid-close..." and "Scene 2
 markers), screenplay headings ``INT.``/``EXT.``/``I/E`` (kept as the scene's heading), transitions on
 their own line (``Cut to:``, ``Fade in:``, ``Dissolve to:``, ``Fade out.``), separator lines (``---``,
 ``***``, ``===``, ``* * *``) and markdown headings (kept as the scene's heading). Bulleted and
-numbered list items stay in their scene as sentences of their own (the bullet dropped). Blank-line
+numbered list items stay in their scene as units of their own (the bullet dropped). Blank-line
 paragraph breaks separate scenes when the prompt has none of those explicit markers; when it has
 some, blank lines are only paragraph breaks inside a scene (a screenplay puts blank lines between
 the heading and the action).
+
+Units
+-----
+A unit is what a strategy may put in a segment but never cut: a sentence (split on ``. ! ? …`` before
+white space, and on the CJK end marks U+3002, U+FF01, U+FF1F anywhere; abbreviations such as "Dr."
+and "e.g.", initials, decimals, and an end mark followed by a lower-case word do not end a sentence;
+closing quotes and brackets
+stay with their sentence), a whole list item (an indented line below it continues it), a whole
+screenplay speech (a character line in capitals, e.g. ``SARAH`` or ``JOHN (V.O.)``, with the dialogue
+and parentheticals below it, written ``SARAH: Where is everyone?``; recognised when the prompt has an
+``INT.``/``EXT.`` heading or the character line has an extension such as ``(V.O.)``), or a scene
+heading. A unit longer than ``segmentation.clauses.LONG_UNIT_CHARS`` is cut into clauses by the rule in
+``segmentation.clauses`` (a long list item or speech is first split into its sentences).
 """
 
 from __future__ import annotations
@@ -57,7 +74,8 @@ from functools import cached_property
 
 import regex
 
-from .types import SegmentationContext, SegmentationError
+from .clauses import LONG_UNIT_CHARS, split_long_unit
+from .types import Cue, Part, SegmentationContext, SegmentationError
 
 __all__ = [
     "CONTEXT_LABELS",
@@ -74,6 +92,7 @@ __all__ = [
     "split_scenes",
     "split_sentences",
     "split_words",
+    "truncate_at_sentences",
     "truncate_text",
     "validate_prompt",
 ]
@@ -151,9 +170,15 @@ def _is_cjk(char: str) -> bool:
     )
 
 
+# After a closing quote, these go on with the same sentence: the Japanese quotative particles to and
+# tte (a quoted exclamation, then "she said") and the CJK commas.
+_QUOTE_CONTINUERS = ("\u3068", "\u3063\u3066", "\u3001", "\uff0c")
+
+
 def _ends_sentence(text: str, match: re.Match[str]) -> bool:
     if match.group("cjk"):
-        return True
+        closed = match.end() > match.end("cjk")
+        return not (closed and text.startswith(_QUOTE_CONTINUERS, match.end()))
     # Next visible character: a lowercase letter means the sentence goes on ("Wait... what", "etc. and").
     # (Index scans, not slices: slicing a 200,000-character prompt per match would be quadratic.)
     after, length = match.end(), len(text)
@@ -247,10 +272,19 @@ _MAY_BE_MARKER_RE = re.compile(
 # Line kinds produced by the first parsing pass.
 _BLANK, _SEPARATOR, _MARKER, _HEADING, _ITEM, _TEXT = range(6)
 
+# A screenplay character line: a name in capitals, optionally with an extension such as (V.O.),
+# (O.S.) or (CONT'D), ending in a letter, a digit or the extension's bracket (so "NIGHT FALLS." is
+# not one).
+_CHARACTER_RE = re.compile(
+    r"^(?P<name>[A-Z][A-Z0-9 .'\u2019&-]{0,38}[A-Z0-9])"
+    r"\s*(?P<extension>\([A-Z0-9 .'\u2019/-]{1,20}\))?\s*\^?$"
+)
+
 
 @dataclass(frozen=True)
 class Scene:
-    """One scene of the narrative: an optional screenplay/markdown heading and its sentences."""
+    """One scene of the narrative: an optional screenplay/markdown heading and its units (sentences,
+    list items, speeches; see "Units" in the module docstring)."""
 
     heading: str | None
     sentences: tuple[str, ...]
@@ -261,16 +295,29 @@ class Scene:
         return ((self.heading,) if self.heading else ()) + self.sentences
 
     @property
+    def beats(self) -> tuple[str, ...]:
+        """The units with the heading joined to the unit after it: a heading alone is no shot."""
+        if not self.heading:
+            return self.sentences
+        if not self.sentences:
+            return (self.heading,)
+        return (f"{self.heading} {self.sentences[0]}", *self.sentences[1:])
+
+    @property
     def text(self) -> str:
         return " ".join(self.units)
 
 
 @dataclass(frozen=True)
 class ParsedPrompt:
-    """A prompt split into labelled context lines and narrative scenes (derived views are cached)."""
+    """A prompt split into labelled context lines and narrative scenes (derived views are cached).
+
+    `whole_sentences` are the narrative's sentences before long ones were cut into clauses (None when
+    built by hand: then the units are the sentences)."""
 
     context_lines: tuple[str, ...]
     scenes: tuple[Scene, ...]
+    whole_sentences: tuple[str, ...] | None = None
 
     @property
     def labelled(self) -> bool:
@@ -290,6 +337,11 @@ class ParsedPrompt:
         return [sentence for scene in self.scenes for sentence in scene.sentences]
 
     @cached_property
+    def beats(self) -> list[str]:
+        """Every scene's beats (`Scene.beats`), in order."""
+        return [beat for scene in self.scenes for beat in scene.beats]
+
+    @cached_property
     def narrative(self) -> str:
         return " ".join(self.units)
 
@@ -298,32 +350,46 @@ class ParsedPrompt:
         """The first-sentence shared subject, when the fallback rule applies (no labels, >1 sentence)."""
         if self.labelled:
             return None
-        sentences = self.sentences
+        sentences = self.whole_sentences if self.whole_sentences is not None else tuple(self.sentences)
         return sentences[0] if len(sentences) > 1 else None
 
 
 class _SceneBuilder:
     def __init__(self) -> None:
         self.heading: str | None = None
-        self.chunks: list[str] = []
+        # (text, whole): a whole chunk (a list item, a speech) is one unit, not split into sentences.
+        self.chunks: list[tuple[str, bool]] = []
         self.lines: list[str] = []
 
     def end_chunk(self) -> None:
         if self.lines:
-            self.chunks.append(" ".join(self.lines))
+            self.chunks.append((" ".join(self.lines), False))
             self.lines = []
 
-    def add_chunk(self, text: str) -> None:
+    def add_chunk(self, text: str, *, whole: bool = False) -> None:
         self.end_chunk()
         if text:
-            self.chunks.append(text)
+            self.chunks.append((text, whole))
 
-    def build(self) -> Scene | None:
+    def extend_last_chunk(self, text: str) -> None:
+        """Continue the last whole chunk (an indented line below a list item)."""
+        last, whole = self.chunks[-1]
+        self.chunks[-1] = (f"{last} {text}", whole)
+
+    def build(self, whole_sentences: list[str]) -> Scene | None:
+        """The scene; its whole sentences (before clause cuts) are appended to `whole_sentences`."""
         self.end_chunk()
-        sentences = tuple(sentence for chunk in self.chunks for sentence in split_sentences(chunk))
-        if not sentences and not self.heading:
+        units: list[str] = []
+        for text, whole in self.chunks:
+            if whole:  # given its end mark only now: an indented line may have continued it
+                text = _terminate(text)
+            sentences = [text] if whole and len(text) <= LONG_UNIT_CHARS else split_sentences(text)
+            whole_sentences.extend(sentences)
+            for sentence in sentences:
+                units.extend(split_long_unit(sentence))
+        if not units and not self.heading:
             return None
-        return Scene(heading=self.heading, sentences=sentences)
+        return Scene(heading=self.heading, sentences=tuple(units))
 
 
 def _normalise_lines(text: str) -> list[str]:
@@ -349,18 +415,56 @@ def _classify(line: str) -> tuple[int, str]:
     return _TEXT, line
 
 
+def _speaker(line: str, screenplay: bool) -> str | None:
+    """The character cue of a screenplay speech ("JOHN (V.O.)"), or None if `line` is not one."""
+    if len(line) > 60 or not any(char.isalpha() for char in line):
+        return None
+    match = _CHARACTER_RE.match(line)
+    if match is None or not (screenplay or match.group("extension")):
+        return None
+    return " ".join(line.rstrip("^ ").split())
+
+
+def _speeches(tokens: list[tuple[int, str, bool]]) -> list[tuple[int, str, bool]]:
+    """Fold each screenplay speech (a character line, then dialogue and parenthetical lines up to a
+    blank line) into one whole unit "NAME: dialogue", kept as a list item is."""
+    screenplay = any(kind == _HEADING and _HEADING_RE.match(text) for kind, text, _ in tokens)
+    folded: list[tuple[int, str, bool]] = []
+    position = 0
+    while position < len(tokens):
+        kind, text, indented = tokens[position]
+        name = _speaker(text, screenplay) if kind == _TEXT else None
+        following = position + 1
+        dialogue: list[str] = []
+        while (
+            name
+            and following < len(tokens)
+            and tokens[following][0] == _TEXT
+            and _speaker(tokens[following][1], screenplay) is None  # the next speech, not this one's
+        ):
+            dialogue.append(tokens[following][1])
+            following += 1
+        if name and dialogue:
+            folded.append((_ITEM, _terminate(f"{name}: {' '.join(dialogue)}"), False))
+            position = following
+        else:
+            folded.append((kind, text, indented))
+            position += 1
+    return folded
+
+
 def parse_prompt(prompt: str) -> ParsedPrompt:
     """Split a prompt into labelled context lines and narrative scenes (see the module docstring).
 
     Raises SegmentationError(field="prompt") if nothing is left to describe (e.g. only "---").
     """
     context: list[list[str]] = []
-    tokens: list[tuple[int, str]] = []
+    tokens: list[tuple[int, str, bool]] = []  # (kind, text, indented)
     absorbing: list[str] | None = None  # an empty "Characters:" label taking the list below it
     for raw in _normalise_lines(prompt):
         line = raw.strip()
         if not line or is_blank(line):
-            tokens.append((_BLANK, ""))
+            tokens.append((_BLANK, "", False))
             absorbing = None
             continue
         if match := _LABEL_RE.match(line):
@@ -369,24 +473,32 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
             absorbing = None if match.group("value").strip() else entry
             continue
         kind, text = _classify(line)
-        if absorbing is not None and (kind == _ITEM or (kind == _TEXT and raw[:1].isspace())):
+        indented = raw[:1].isspace()
+        if absorbing is not None and (kind == _ITEM or (kind == _TEXT and indented)):
             absorbing.append(line)
             continue
         absorbing = None
-        tokens.append((kind, text))
+        tokens.append((kind, text, indented))
+    tokens = _speeches(tokens)
 
-    explicit = any(kind in (_SEPARATOR, _MARKER, _HEADING) for kind, _ in tokens)
+    explicit = any(kind in (_SEPARATOR, _MARKER, _HEADING) for kind, _, _ in tokens)
     scenes: list[Scene] = []
+    whole_sentences: list[str] = []
     builder = _SceneBuilder()
+    in_item = False  # the last line was a list item (or continued one): an indented line continues it
 
     def flush() -> None:
         nonlocal builder
-        scene = builder.build()
+        scene = builder.build(whole_sentences)
         if scene is not None:
             scenes.append(scene)
         builder = _SceneBuilder()
 
-    for kind, text in tokens:
+    for kind, text, indented in tokens:
+        if kind == _TEXT and indented and in_item:
+            builder.extend_last_chunk(text)
+            continue
+        in_item = kind == _ITEM
         if kind == _BLANK:
             if explicit:
                 builder.end_chunk()
@@ -401,7 +513,7 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
             flush()
             builder.heading = _terminate(text) or None
         elif kind == _ITEM:
-            builder.add_chunk(_terminate(text))
+            builder.add_chunk(text, whole=True)
         else:
             builder.lines.append(text)
     flush()
@@ -415,7 +527,9 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
             "prompt has no description left once scene markers are removed; describe what happens",
             field="prompt",
         )
-    return ParsedPrompt(context_lines=context_lines, scenes=tuple(scenes))
+    return ParsedPrompt(
+        context_lines=context_lines, scenes=tuple(scenes), whole_sentences=tuple(whole_sentences)
+    )
 
 
 def _label_only(line: str) -> bool:
@@ -558,7 +672,7 @@ def compose_segment_prompt(
     count: int,
     *,
     shared_context: str = "",
-    continued: bool = False,
+    cue: Cue | None = None,
     max_chars: int = 32000,
     context_description: str = "the shared context",
 ) -> str:
@@ -569,7 +683,7 @@ def compose_segment_prompt(
     """
     header = ""
     if count > 1:
-        header = f"Shot {index + 1} of {count}" + (" (continued)" if continued else "")
+        header = f"Shot {index + 1} of {count}" + (f" ({cue.label})" if cue else "")
     narrative = narrative.strip()
     if header and narrative:
         lead, body = f"{header}: ", narrative
@@ -590,13 +704,30 @@ def compose_segment_prompt(
             f"description in a segment prompt of at most {max_chars} characters; shorten it",
             field="prompt",
         )
-    return lead + truncate_text(body, room)
+    return lead + truncate_at_sentences(body, room)
 
 
-def compose_segment_prompts(
-    parsed: ParsedPrompt, parts: Sequence[tuple[str, bool]], max_chars: int
-) -> list[str]:
-    """Compose every segment prompt from `(narrative, continued)` parts, applying the shared-context rule."""
+def truncate_at_sentences(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else its leading whole sentences that fit, then " …";
+    `truncate_text` (a word boundary) when not even the first sentence fits."""
+    if len(text) <= limit:
+        return text
+    room = limit - len(ELLIPSIS) - 1
+    kept, used = [], 0
+    for sentence in split_sentences(text):
+        needed = len(sentence) + (1 if kept else 0)
+        if used + needed > room:
+            break
+        kept.append(sentence)
+        used += needed
+    if not kept:
+        return truncate_text(text, limit)
+    return " ".join(kept) + " " + ELLIPSIS
+
+
+def compose_segment_prompts(parsed: ParsedPrompt, parts: Sequence[Part], max_chars: int) -> list[str]:
+    """Compose every segment prompt from its part (whole units and a cue), applying the shared-context
+    rule."""
     description = (
         "the shared context (the Style:/Subject:/Setting:/... lines)"
         if parsed.labelled
@@ -605,13 +736,13 @@ def compose_segment_prompts(
     count = len(parts)
     return [
         compose_segment_prompt(
-            narrative,
+            part.text,
             index,
             count,
-            shared_context=shared_context_for(parsed, index, count, narrative),
-            continued=continued,
+            shared_context=shared_context_for(parsed, index, count, part.text),
+            cue=part.cue,
             max_chars=max_chars,
             context_description=description,
         )
-        for index, (narrative, continued) in enumerate(parts)
+        for index, part in enumerate(parts)
     ]

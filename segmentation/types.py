@@ -41,3 +41,36 @@ class SegmentationContext:
     # The clip lengths the chosen model renders: the slices are planned from them (None: any length).
     clip_lengths: tuple[float, ...] | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """Slice `part` (1-based) of the `of` consecutive slices that show one action."""
+
+    part: int
+    of: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.part <= self.of or self.of < 2:
+            raise ValueError(f"a cue needs 1 <= part <= of and of >= 2, got part {self.part} of {self.of}")
+
+    @property
+    def position(self) -> str:
+        if self.part == 1:
+            return "beginning"
+        if self.part == self.of:
+            return "ending"
+        return "continuation"
+
+    @property
+    def label(self) -> str:
+        """How the shot header says it: "continuation, part 2 of 3"."""
+        return f"{self.position}, part {self.part} of {self.of}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """The narrative of one slice (whole units joined by spaces) and its cue, if it continues an action."""
+
+    text: str
+    cue: Cue | None = None

@@ -30,6 +30,9 @@ REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
 
 DEBUG = env_bool("DEBUG", False)
+# With DEBUG on (`make serve`), pages still answer a missing page or a crash with the project's own 404
+# and 500 pages; 1 brings back Django's technical pages (URL list, traceback) for debugging.
+SHOW_DEBUG_ERROR_PAGES = env_bool("SHOW_DEBUG_ERROR_PAGES", False)
 
 
 def _secret_key() -> str:
@@ -81,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "sora_controller.error_pages.ProjectErrorPagesMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]

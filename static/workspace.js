@@ -475,6 +475,15 @@ function initNewJob(config) {
     window.location.assign(config.api.job_page.replace("00000000-0000-0000-0000-000000000000", job.id));
   }
 
+  // The menu shows short names (a long option is cut off inside a select); the chosen strategy's
+  // whole description is the hint below it, which wraps.
+  const strategySelect = $("#id_strategy");
+  const syncStrategyHint = () => {
+    const option = strategySelect.selectedOptions[0];
+    $("#strategy-hint").textContent = option ? option.dataset.description : "";
+  };
+
+  strategySelect.addEventListener("change", syncStrategyHint);
   providerSelect.addEventListener("change", syncModels);
   modelSelect.addEventListener("change", syncSizes);
   sizeSelect.addEventListener("change", updateEstimate);
@@ -493,6 +502,7 @@ function initNewJob(config) {
 
   syncModels();
   syncMode();
+  syncStrategyHint();
   form.dataset.ready = "true";
 }
 

@@ -1,8 +1,13 @@
 """The embedded default provider: draws a real H.264 + AAC clip per segment with ffmpeg.
 
-No key, no network. Each clip visibly shows its segment number and the first words of its prompt, with
-colours, motion and tone derived from the prompt, so a stitched video shows at a glance that every
-segment was rendered, in order, from its own prompt. A reference image, when given, is inset.
+No key, no network. Each clip visibly shows its segment number and its whole prompt (wrapped and
+sized to fit by `local_caption`), over a moving gradient with a box that travels across the frame and
+a bar that fills as the clip plays; colours, motion and tone are derived from the prompt, so a stitched
+video shows at a glance that every segment was rendered, in order, from its own prompt. A reference
+image, when given, is inset.
+
+Motion is drawn by `overlay`, whose x/y expressions are evaluated per frame in `t` (seconds). Not by
+`drawbox`: its expressions are evaluated once, and its `t` is the box's thickness, not the time.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ import colorsys
 import hashlib
 import os
 import tempfile
-import textwrap
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from .base import (
     TaskState,
     VideoProvider,
 )
+from .local_caption import Caption, fit_caption
 from .registry import register_provider
 
 LOCAL_MODEL = "local-v1"
@@ -58,29 +64,67 @@ class Look:
         self.colour_a = _hex_colour(self.hue, 0.65, 0.60)
         self.colour_b = _hex_colour(self.hue + 0.33, 0.75, 0.30)
         self.gradient_speed = 0.01 + digest[1] / 255 * 0.04
-        self.box_speed = 80 + digest[2] % 240  # pixels per second
-        self.box_row = 0.55 + (digest[3] / 255) * 0.3  # fraction of the height
+        # The box crosses the frame in 2 to 5 s, whatever its size, and bobs up and down.
+        self.box_crossings_per_second = 0.2 + digest[2] / 255 * 0.3
+        self.box_row = 0.55 + (digest[3] / 255) * 0.25  # fraction of the height
         self.tone_hz = 196 + digest[4] % 400
 
 
-def caption_lines(prompt: str, *, words: int = 24, width: int = 42, lines: int = 4) -> str:
-    """The first words of the prompt, wrapped for drawtext (which does not wrap by itself)."""
-    head = " ".join(prompt.split()[:words])
-    wrapped = textwrap.wrap(head, width=width) or [""]
-    if len(wrapped) > lines:
-        wrapped = wrapped[:lines]
-        wrapped[-1] = wrapped[-1].rstrip(".,;: ") + " …"
-    return "\n".join(wrapped)
+@dataclass(frozen=True)
+class Layout:
+    """Where things go in a frame of `width` x `height` pixels."""
+
+    width: int
+    height: int
+
+    @property
+    def margin(self) -> int:
+        return max(4, self.width // 20)
+
+    @property
+    def title_size(self) -> int:
+        return max(12, self.height // 11)
+
+    @property
+    def title_y(self) -> int:
+        return self.height // 12
+
+    @property
+    def caption_y(self) -> int:
+        return self.title_y + self.title_size + self.height // 24
+
+    @property
+    def bar_height(self) -> int:
+        return max(4, self.height // 60)
+
+    @property
+    def box(self) -> int:
+        return max(8, self.height // 9)
+
+    def caption(self, prompt: str) -> Caption:
+        """The whole prompt, wrapped to the frame below the title and above the progress bar."""
+        return fit_caption(
+            prompt,
+            width=self.width - 2 * self.margin,
+            height=self.height - self.caption_y - self.bar_height - self.height // 24,
+            max_size=max(10, self.height // 20),
+            min_size=max(8, self.height // 45),
+            font_path=font_file(),
+        )
 
 
-def build_graph(request: RenderRequest, caption_file: Path, title_file: Path, out: Path):
+def build_graph(request: RenderRequest, caption: Caption, caption_file: Path, title_file: Path, out: Path):
     width, height = parse_size(request.size)
     fps = request.fps
     frames = max(1, round(request.seconds * fps))
     seconds = frames / fps
     look = Look(request.prompt, request.segment_index)
+    layout = Layout(width, height)
     font = font_file()
     font_args = {"fontfile": font} if font else {}
+
+    def solid(colour: str, w: int, h: int):
+        return ffmpeg.input(f"color=c={colour}:s={w}x{h}:r={fps}:d={seconds:.6f}", f="lavfi").video
 
     # Draw the gradient small and scale it up: a smooth gradient loses nothing and this is ~2x faster.
     small_w, small_h = max(2, width // 4 // 2 * 2), max(2, height // 4 // 2 * 2)
@@ -99,33 +143,30 @@ def build_graph(request: RenderRequest, caption_file: Path, title_file: Path, ou
         )
         video = ffmpeg.overlay(video, reference, x=f"W-w-{width // 32}", y=f"{height // 18}", shortest=1)
 
-    box = max(8, height // 9)
+    # overlay evaluates x and y for every frame, with t the frame's time in seconds.
+    box = layout.box
+    span = width + box
+    video = ffmpeg.overlay(
+        video,
+        solid("white", box, box),
+        x=f"mod(t*{look.box_crossings_per_second * span:.3f},{span})-{box}",
+        y=f"{int(height * look.box_row)}+{height // 14}*sin(t*3)",
+        eval="frame",
+    )
+    # A bar along the bottom that fills as the clip plays: it slides in from the left, reaching the
+    # right edge on the last frame.
+    bar = layout.bar_height
+    video = ffmpeg.overlay(
+        video, solid("white", width, bar), x=f"(t/{seconds:.6f}-1)*{width}", y=height - bar, eval="frame"
+    )
     video = (
-        video.drawbox(
-            x=f"mod(t*{look.box_speed},{width + box})-{box}",
-            y=f"{int(height * look.box_row)}",
-            width=box,
-            height=box,
-            color="white@0.55",
-            thickness="fill",
-        )
-        # A bar along the bottom that fills as the clip plays: shows motion and where in the clip we are.
-        # drawbox evaluates x per frame but not the width, so the bar slides in rather than grows.
-        .drawbox(
-            x=f"(t/{seconds:.6f}-1)*{width}",
-            y=f"{height - max(4, height // 60)}",
-            width=width,
-            height=max(4, height // 60),
-            color="white@0.8",
-            thickness="fill",
-        )
-        .drawtext(
+        video.drawtext(
             textfile=str(title_file),
             expansion="none",
-            fontsize=max(12, height // 11),
+            fontsize=layout.title_size,
             fontcolor="white",
-            x=width // 20,
-            y=height // 12,
+            x=layout.margin,
+            y=layout.title_y,
             borderw=3,
             bordercolor="black@0.6",
             **font_args,
@@ -133,11 +174,11 @@ def build_graph(request: RenderRequest, caption_file: Path, title_file: Path, ou
         .drawtext(
             textfile=str(caption_file),
             expansion="none",
-            fontsize=max(10, height // 20),
+            fontsize=caption.font_size,
             fontcolor="white",
-            x=width // 20,
-            y=height // 12 + max(12, height // 11) + height // 18,
-            line_spacing=height // 60,
+            x=layout.margin,
+            y=layout.caption_y,
+            line_spacing=caption.line_spacing,
             borderw=2,
             bordercolor="black@0.6",
             **font_args,
@@ -201,9 +242,11 @@ class LocalProvider(VideoProvider):
             title_file = Path(tmp) / "title.txt"
             caption_file = Path(tmp) / "caption.txt"
             title_file.write_text(f"Segment {request.segment_index + 1} / {request.segment_count}", "utf-8")
-            caption_file.write_text(caption_lines(request.prompt), "utf-8")
+            width, height = parse_size(request.size)
+            caption = Layout(width, height).caption(request.prompt)
+            caption_file.write_text(caption.text, "utf-8")
             args = (
-                build_graph(request, caption_file, title_file, partial)
+                build_graph(request, caption, caption_file, title_file, partial)
                 .overwrite_output()
                 .compile(cmd=ffmpeg_exe())
             )

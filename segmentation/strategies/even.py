@@ -1,41 +1,30 @@
-"""`even`: equal time slices, the narrative cut into equal-length parts, shared context in every slice."""
+"""`even`: equal time slices, the narrative laid evenly over them in whole units, shared context in each.
+
+The units (sentences, list items, screenplay speeches, clauses of very long sentences; a scene heading
+joined to the unit after it) are laid onto the slices by `segmentation.parts.spread_units`: grouped
+whole into parts of similar length when there are at least as many units as slices, else each unit
+repeated over consecutive slices in proportion to its length, with a beginning/continuation/ending cue.
+No slice is ever handed a piece of a unit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from ..parts import spread_units
 from ..registry import register
-from ..text import partition_balanced, split_words
 from ..types import SegmentationContext, SegmentSpec
 from .narrative import segment_narrative
 
 
-def split_evenly(units: Sequence[str], count: int) -> list[tuple[str, bool]]:
-    """Cut the narrative into `count` consecutive parts of roughly equal length.
-
-    Returns `(text, continued)` pairs. Cuts fall between sentences (`units`) when there are at least
-    `count` of them, else between words; with fewer words than parts, every part is the whole
-    narrative and the later ones are marked as continuing it. No narrative (only labelled context
-    lines) gives empty parts, which compose to the context plus the shot header.
-    """
-    if not units:
-        return [("", False)] * count
-    pieces = list(units) if len(units) >= count else split_words(" ".join(units))
-    if len(pieces) < count:
-        whole = " ".join(units)
-        return [(whole, index > 0) for index in range(count)]
-    groups = partition_balanced([len(piece) + 1 for piece in pieces], count)
-    return [(" ".join(pieces[start:end]), False) for start, end in groups]
-
-
 @register(
     "even",
-    description="Even: equal time slices, the prompt split evenly across them, shared subject/style in each",
+    description="Even: equal time slices, the prompt laid evenly across them in whole sentences, "
+    "shared subject/style in each",
 )
 def segment_even(
     prompt: str, duration: float, segment_length: float, context: SegmentationContext
 ) -> list[SegmentSpec]:
-    """Equal time slices; the narrative is split evenly and every slice carries the shared subject/style."""
+    """Equal time slices; the narrative is laid evenly over them in whole units, each slice carrying the
+    shared subject/style."""
     return segment_narrative(
-        prompt, duration, segment_length, context, lambda parsed, count: split_evenly(parsed.units, count)
+        prompt, duration, segment_length, context, lambda parsed, count: spread_units(parsed.beats, count)
     )

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from ..text import ParsedPrompt, compose_segment_prompts, parse_prompt
 from ..timing import build_specs, plan_boundaries, validate_job, validate_specs
-from ..types import SegmentationContext, SegmentSpec
+from ..types import Part, SegmentationContext, SegmentSpec
 
-# (parsed prompt, number of slices) -> one (narrative, continues-the-previous-part) pair per slice
-Divide = Callable[[ParsedPrompt, int], list[tuple[str, bool]]]
+# (parsed prompt, number of slices) -> one part (whole units and an optional cue) per slice
+Divide = Callable[[ParsedPrompt, int], list[Part]]
 
 
 def segment_narrative(

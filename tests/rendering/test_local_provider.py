@@ -100,3 +100,71 @@ def test_unknown_task_ids_are_refused():
     with pytest.raises(ProviderError) as caught:
         get_provider("local").poll("../../etc/passwd")
     assert caught.value.permanent
+
+
+# --- a first video that looks alive (issue 14, point 7) ---------------------------------------------
+
+
+def frames_at(clip: Path, times: list[float]) -> list[Image.Image]:
+    """The frames shown at `times` (seconds), decoded with PyAV."""
+    import av
+
+    wanted, found = sorted(times), {}
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            for time in wanted:
+                if time not in found and frame.time is not None and frame.time >= time - 1e-6:
+                    found[time] = frame.to_image().convert("RGB")
+    return [found[time] for time in times]
+
+
+def white_columns(image: Image.Image, rows: range) -> list[int]:
+    """Columns of the (near-)white pixels in `rows`: the gradient is never that bright, so in the
+    lower part of a frame with a short caption they are the moving box's or the progress bar's."""
+    pixels = image.load()
+    return [x for y in rows for x in range(image.width) if all(channel > 235 for channel in pixels[x, y])]
+
+
+def test_the_box_and_the_bar_move(tmp_path):
+    clip = render(tmp_path, "moving", prompt="A fox.", seconds=3.0, size="320x240")
+    early, late = frames_at(clip, [0.5, 1.5])
+    box_rows = range(120, 230)  # below the caption, above the bar
+    box_early, box_late = white_columns(early, box_rows), white_columns(late, box_rows)
+    assert box_early and box_late, "the box is not in the frame"
+    centre_early = sum(box_early) / len(box_early)
+    centre_late = sum(box_late) / len(box_late)
+    assert abs(centre_late - centre_early) > 240 // 9 / 2  # it travelled more than half its size
+    bar_rows = range(237, 240)
+    # The bar fills as the clip plays: a sixth of the width after 0.5 s of 3, half after 1.5 s.
+    assert len(white_columns(early, bar_rows)) / 3 == pytest.approx(320 / 6, abs=8)
+    assert len(white_columns(late, bar_rows)) / 3 == pytest.approx(320 / 2, abs=8)
+
+
+def test_the_whole_prompt_is_drawn_wrapped(tmp_path, settings, monkeypatch):
+    from rendering.providers import local
+
+    prompt = (
+        "The lighthouse keeper climbs the spiral stairs at dusk, winds the old clockwork and lights "
+        "the great lamp while a storm gathers over the black sea."
+    )
+    written: list[str] = []
+    original = local.build_graph
+
+    def spy(request, caption, caption_file, title_file, out):
+        written.append(Path(caption_file).read_text("utf-8"))
+        return original(request, caption, caption_file, title_file, out)
+
+    monkeypatch.setattr(local, "build_graph", spy)
+    render(tmp_path, "wrapped", prompt=prompt, size="320x240")
+    (text,) = written
+    assert len(text.splitlines()) > 1
+    assert " ".join(text.split()) == prompt  # all of it, every word whole, in order
+
+
+def test_a_long_caption_shrinks_the_text_rather_than_cutting_it(tmp_path):
+    from rendering.providers.local import Layout
+
+    short = Layout(1280, 720).caption("A fox runs.")
+    long = Layout(1280, 720).caption("A fox runs through the snowy forest toward the frozen river. " * 20)
+    assert long.complete and short.complete
+    assert long.font_size < short.font_size

@@ -53,7 +53,15 @@ def assert_invariants(specs: list[SegmentSpec], duration: float, context: Segmen
 def narrative(prompt: str) -> str:
     """The narrative part of a composed prompt (after the shot header)."""
     body = prompt.rsplit("\n\n", 1)[-1]
-    return re.sub(r"^Shot \d+ of \d+( \(continued\))?: ", "", body)
+    return re.sub(r"^Shot \d+ of \d+( \((beginning|continuation|ending), part \d+ of \d+\))?: ", "", body)
+
+
+def cue(prompt: str) -> str | None:
+    """The cue of a composed prompt's shot header ("continuation, part 2 of 3"), or None."""
+    match = re.search(
+        r"^Shot \d+ of \d+ \(((?:beginning|continuation|ending), part \d+ of \d+)\)", prompt, re.M
+    )
+    return match.group(1) if match else None
 
 
 # --- registry -------------------------------------------------------------------------------------
@@ -175,20 +183,34 @@ def test_even_splits_sentences_evenly_and_in_order() -> None:
         assert part.endswith(".")  # cut between sentences
 
 
-def test_even_cuts_between_words_when_sentences_are_scarce() -> None:
-    prompt = "A fox runs through the snowy forest toward the frozen river at dawn"
-    parts = [narrative(spec.prompt) for spec in run("even", prompt, 40)]
-    assert len(parts) == 4
-    assert " ".join(parts) == prompt
-    assert all(part.strip() for part in parts)
+def test_even_never_cuts_a_scarce_sentence_it_repeats_it_with_cues() -> None:
+    # The issue's example: `even` used to hand "Shot 2 of 3: through fresh" to the model.
+    prompt = "A fox runs through fresh snow at dawn."
+    assert [spec.prompt for spec in run("even", prompt, 30)] == [
+        f"Shot 1 of 3 (beginning, part 1 of 3): {prompt}",
+        f"Shot 2 of 3 (continuation, part 2 of 3): {prompt}",
+        f"Shot 3 of 3 (ending, part 3 of 3): {prompt}",
+    ]
 
 
 @pytest.mark.parametrize("prompt", ["Fox", "A fox", "Fox runs."])
 def test_even_with_fewer_words_than_segments_continues(prompt: str) -> None:
     specs = run("even", prompt, 50)
-    assert specs[0].prompt == f"Shot 1 of 5: {prompt}"
-    for number, spec in enumerate(specs[1:], start=2):
-        assert spec.prompt == f"Shot {number} of 5 (continued): {prompt}"
+    assert specs[0].prompt == f"Shot 1 of 5 (beginning, part 1 of 5): {prompt}"
+    for number, spec in enumerate(specs[1:-1], start=2):
+        assert spec.prompt == f"Shot {number} of 5 (continuation, part {number} of 5): {prompt}"
+    assert specs[-1].prompt == f"Shot 5 of 5 (ending, part 5 of 5): {prompt}"
+
+
+def test_even_spreads_scarce_sentences_in_proportion_to_their_length() -> None:
+    short, long = "A fox wakes.", "It runs across the whole frozen valley toward the distant hills at dawn."
+    specs = run("even", f"Style: ink.\n{short} {long}", 40)
+    assert [(narrative(spec.prompt), cue(spec.prompt)) for spec in specs] == [
+        (short, None),
+        (long, "beginning, part 1 of 3"),
+        (long, "continuation, part 2 of 3"),
+        (long, "ending, part 3 of 3"),
+    ]
 
 
 def test_even_labelled_context_in_every_segment() -> None:
@@ -211,7 +233,7 @@ def test_even_first_sentence_is_the_shared_subject() -> None:
 
 def test_no_subject_for_a_single_sentence_or_a_single_segment() -> None:
     assert run("even", "A fox runs through the forest and over the river", 20)[1].prompt == (
-        "Shot 2 of 2: forest and over the river"
+        "Shot 2 of 2 (ending, part 2 of 2): A fox runs through the forest and over the river"
     )
     assert run("even", STORY, 10)[0].prompt == STORY
 
@@ -273,10 +295,15 @@ def test_sentences_fewer_scenes_than_slices_are_spread_proportionally() -> None:
         "The truck stops at a diner."
     )
     specs = run("sentences", prompt, 60)
-    parts = [(narrative(spec.prompt), "(continued)" in spec.prompt) for spec in specs]
-    assert parts[0] == ("A kitchen. Coffee brews.", False)
-    assert parts[1] == ("A long road through the desert.", False)  # scene 2 starts fresh
-    assert all(continued for _, continued in parts[2:])  # later slices continue scene 2
+    parts = [(narrative(spec.prompt), cue(spec.prompt)) for spec in specs]
+    assert parts[0] == ("A kitchen. Coffee brews.", None)
+    assert parts[1] == ("A long road through the desert.", "beginning, part 1 of 5")  # scene 2 starts
+    assert [c for _, c in parts[2:]] == [  # later slices continue scene 2, to its ending
+        "continuation, part 2 of 5",
+        "continuation, part 3 of 5",
+        "continuation, part 4 of 5",
+        "ending, part 5 of 5",
+    ]
     assert " ".join(text for text, _ in parts[1:]) == prompt.split("\n\n")[1]
 
 
@@ -290,9 +317,14 @@ def test_sentences_scene_with_fewer_sentences_than_slices_repeats_in_order() -> 
         "Rain pours down for hours.",
         "Rain pours down for hours.",
     ]
-    continued = ["(continued)" in spec.prompt for spec in specs]
-    starts = [i for i, flag in enumerate(continued) if not flag]
-    assert starts[0] == 0 and len(starts) == 2  # one fresh start per scene
+    assert [cue(spec.prompt) for spec in specs] == [
+        "beginning, part 1 of 2",
+        "ending, part 2 of 2",
+        "beginning, part 1 of 4",
+        "continuation, part 2 of 4",
+        "continuation, part 3 of 4",
+        "ending, part 4 of 4",
+    ]  # one beginning per scene
 
 
 def test_sentences_screenplay_heading_repeats_in_each_slice_of_its_scene() -> None:
@@ -302,7 +334,7 @@ def test_sentences_screenplay_heading_repeats_in_each_slice_of_its_scene() -> No
         "INT. BARN - NIGHT. A fox hides. A dog sniffs.",
         "INT. BARN - NIGHT. The farmer enters. A lamp swings.",
     ]
-    assert "(continued)" in specs[1].prompt
+    assert cue(specs[1].prompt) == "ending, part 2 of 2"
 
 
 @pytest.mark.parametrize("duration", [10, 20, 30, 50, 90])

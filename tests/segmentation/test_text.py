@@ -23,7 +23,7 @@ from segmentation.text import (
     split_words,
     truncate_text,
 )
-from segmentation.types import SegmentationError
+from segmentation.types import Cue, Part, SegmentationError
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man ZWJ woman ZWJ girl
 FLAG_FR = "\U0001f1eb\U0001f1f7"
@@ -229,7 +229,7 @@ def sentences_per_scene(text: str) -> list[list[str]]:
         ),
         (
             "1. Wide shot of a city\n2. Close up. She smiles.\n- A bird",
-            [["Wide shot of a city.", "Close up.", "She smiles.", "A bird."]],
+            [["Wide shot of a city.", "Close up. She smiles.", "A bird."]],  # each item one unit
         ),
         ("# The Chase\nA fox runs.", [["The Chase.", "A fox runs."]]),
         (
@@ -361,8 +361,15 @@ def test_safe_cut_index() -> None:
 
 def test_compose_format() -> None:
     assert compose_segment_prompt("A fox runs.", 0, 3) == "Shot 1 of 3: A fox runs."
+    assert compose_segment_prompt("A fox runs.", 1, 3, cue=Cue(2, 3)) == (
+        "Shot 2 of 3 (continuation, part 2 of 3): A fox runs."
+    )
     assert (
-        compose_segment_prompt("A fox runs.", 1, 3, continued=True) == "Shot 2 of 3 (continued): A fox runs."
+        compose_segment_prompt("A fox.", 0, 2, cue=Cue(1, 2))
+        == "Shot 1 of 2 (beginning, part 1 of 2): A fox."
+    )
+    assert (
+        compose_segment_prompt("A fox.", 1, 2, cue=Cue(2, 2)) == "Shot 2 of 2 (ending, part 2 of 2): A fox."
     )
     assert compose_segment_prompt("A fox.", 2, 3, shared_context="Style: noir") == (
         "Style: noir\n\nShot 3 of 3: A fox."
@@ -406,7 +413,7 @@ def test_shared_context_rule() -> None:
 def test_compose_segment_prompts_names_the_fallback_subject_when_too_long() -> None:
     parsed = ParsedPrompt(context_lines=(), scenes=(Scene(None, ("a" * 50 + ".", "Then.")),))
     with pytest.raises(SegmentationError, match="first sentence"):
-        compose_segment_prompts(parsed, [("a" * 50 + ".", False), ("Then.", False)], max_chars=40)
+        compose_segment_prompts(parsed, [Part("a" * 50 + "."), Part("Then.")], max_chars=40)
 
 
 def test_compose_refuses_a_limit_too_small_for_the_header() -> None:
@@ -428,3 +435,53 @@ def test_compose_refuses_a_limit_too_small_for_the_header() -> None:
 )
 def test_more_scene_marker_forms(text: str, expected: list[list[str]]) -> None:
     assert sentences_per_scene(text) == expected
+
+
+# --- units: list items, screenplay speeches, long sentences ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Each speech is one unit: the character line, its parenthetical and its dialogue together.
+        (
+            "EXT. ROAD - DAY\n\nA car stops.\nJOHN\nGet in. Now.\nMARY\n(quietly)\nNo.",
+            ["EXT. ROAD - DAY.", "A car stops.", "JOHN: Get in. Now.", "MARY: (quietly) No."],
+        ),
+        # An extension such as (V.O.) marks a character line even without a scene heading.
+        ("NARRATOR (V.O.)\nIt was the coldest winter.", ["NARRATOR (V.O.): It was the coldest winter."]),
+        # Capitals in a prompt that is no screenplay are just text.
+        ("A FOX\nruns in the snow.", ["A FOX runs in the snow."]),
+        (
+            "INT. BARN - NIGHT\n\nBANG!\nThe door flies open.",
+            ["INT. BARN - NIGHT.", "BANG!", "The door flies open."],
+        ),
+        # A list item goes on over indented lines below it and is one unit, sentences and all.
+        (
+            "- A fox wakes. It yawns.\n- It runs\n  across the snow",
+            ["A fox wakes. It yawns.", "It runs across the snow."],
+        ),
+    ],
+)
+def test_units(text: str, expected: list[str]) -> None:
+    assert parse_prompt(text).units == expected
+
+
+def test_a_long_sentence_becomes_clauses_but_stays_one_sentence_for_the_subject() -> None:
+    long = "A fox runs across the field, " * 12 + "and then it sleeps"
+    parsed = parse_prompt(f"{long}. It dreams.")
+    assert len(parsed.units) > 2  # the long sentence was cut into clauses
+    assert " ".join(parsed.units) == " ".join(f"{long}. It dreams.".split())
+    assert parsed.subject == " ".join(f"{long}.".split())  # the whole first sentence, not a clause
+
+
+def test_an_over_long_narrative_is_cut_after_a_whole_sentence() -> None:
+    narrative = "The fox runs on. It jumps the fence. " * 10
+    prompt = compose_segment_prompt(narrative, 0, 2, max_chars=120)
+    body = prompt.removeprefix("Shot 1 of 2: ")
+    assert len(prompt) <= 120 and body.endswith(". \u2026")
+    assert narrative.startswith(body.removesuffix(" \u2026"))  # whole sentences, in order
+    # Not even one sentence fits: a word boundary, as before.
+    assert compose_segment_prompt("A " + "very " * 40 + "long sentence.", 0, 1, max_chars=30).endswith(
+        "\u2026"
+    )

@@ -104,7 +104,9 @@ def test_the_new_job_page_carries_prices_and_limits(user):
     # Providers this server has no credentials for are offered disabled, with what to set.
     assert (providers["fal"]["available"], providers["fal"]["reason"]) == (False, "needs FAL_KEY")
     assert 'value="fal" disabled' in response.content.decode()
-    assert config["duration"] == {"min": 10.0, "max": 300.0, "step": 10.0, "default": 30.0}
+    # The slider reaches the longest job allowed (MAX_DURATION_SECONDS, 1800 s by default).
+    assert config["duration"] == {"min": 10.0, "max": 1800.0, "step": 10.0, "default": 30.0}
+    assert 'max="1800"' in response.content.decode()
     content = response.content.decode()
     # Every control is labelled.
     for control in (
@@ -158,3 +160,25 @@ def test_serve_info_creates_nobody_against_a_production_database(settings, djang
     call_command("serve_info", stdout=out)
     assert "createsuperuser" in out.getvalue()
     assert not django_user_model.objects.filter(username="demo").exists()
+
+
+def test_the_duration_slider_reaches_the_longest_job_allowed(user, settings):
+    settings.MAX_DURATION_SECONDS = 600
+    response = logged_in(user).get("/jobs/new/")
+    assert page_config(response)["duration"]["max"] == 600.0
+    assert 'max="600"' in response.content.decode()
+
+
+def test_the_strategy_menu_shows_short_names_and_the_whole_description_below(user):
+    content = logged_in(user).get("/jobs/new/").content.decode()
+    menu = re.search(r'<select id="id_strategy".*?</select>', content, re.S).group(0)
+    options = re.findall(r'<option value="(\w+)" data-description="([^"]+)"[^>]*>([^<]+)</option>', menu)
+    assert [(name, label) for name, _, label in options] == [
+        ("even", "Even"),
+        ("llm", "LLM"),
+        ("sentences", "Scenes"),
+    ]
+    assert all(len(label) <= 12 and description for _, description, label in options)  # nothing to cut off
+    hint = re.search(r'<p class="hint" id="strategy-hint"[^>]*>([^<]+)</p>', content).group(1)
+    assert hint == dict((name, description) for name, description, _ in options)["even"]
+    assert 'aria-describedby="strategy-hint error-strategy"' in menu
