@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from jobs import leases, render_state
 from jobs.catalogue import ModelSpec, model_spec
-from jobs.errors import IllegalTransition
+from jobs.errors import IllegalTransition, NotFound
 from jobs.models import Continuity, Segment, SegmentStatus, VideoJob
 from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
@@ -317,9 +317,19 @@ def _submit(
         idempotency_key=f"segment-{segment.id}-run-{job.render_generation}-attempt-{segment.attempts}",
     )
     task = provider.submit(request, on_progress=report)
-    render_state.segment_set_provider_task(
-        segment_id=segment.id, task_id=task.id, provider_status=task.status
-    )
+    try:
+        render_state.segment_set_provider_task(
+            segment_id=segment.id, task_id=task.id, provider_status=task.status
+        )
+    except (IllegalTransition, NotFound):
+        # Cancelled (or its job deleted) while the provider rendered: an expected race, not a crash.
+        # Ask the provider to stop the render nobody wants any more (best effort), then stop here.
+        log.info(
+            "segment %s was cancelled while %s rendered it; stopping", segment.id, segment.render_provider
+        )
+        with contextlib.suppress(ProviderError):
+            provider.cancel(task.id)
+        raise Abandoned() from None
     return task
 
 

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs import leases, render_state
-from jobs.errors import InvalidInput
+from jobs.errors import IllegalTransition, InvalidInput, NotFound
 from jobs.leases import new_token
 from jobs.models import Segment, SegmentStatus
 from sora_controller.logs import log_context
@@ -124,6 +124,10 @@ def _render_until_settled(
                 log.info(
                     "segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay
                 )
+        except (IllegalTransition, NotFound) as exc:
+            # Cancelled or deleted meanwhile: the loser of an expected race, not a crashed worker.
+            log.info("render_segment %s of job %s stopped: %s", segment_id, job_id, exc)
+            return "skipped"
         except INFRASTRUCTURE_ERRORS as exc:
             # Our own database or Redis is restarting: not the segment's fault, and nothing can be
             # recorded reliably now. The run stops; its lease runs out and the reaper resumes it.
@@ -190,6 +194,8 @@ def _fail_over(segment_id: int, reason: str) -> str | None:
             log.info("segment %s: could not cancel %s", segment_id, segment.provider_task_id)
     try:
         return render_state.segment_fail_over(segment_id=segment_id, reason=reason)
+    except IllegalTransition:  # cancelled since the check above: nothing to move
+        return None
     except InvalidInput as exc:  # over budget on the fallback model
         render_state.segment_fail(segment_id=segment_id, error=f"{reason}; no failover: {exc}")
         return None
@@ -204,6 +210,9 @@ def assemble_job(self, job_id: str, generation: int, lease: str = "") -> str:
     with log_context(job_id=job_id, task="assemble_job"):
         try:
             return pipeline.assemble_job(job_id=job_id, generation=generation, lease=lease or run_name(self))
+        except (IllegalTransition, NotFound) as exc:  # cancelled or deleted meanwhile: expected
+            log.info("assemble_job %s stopped: %s", job_id, exc)
+            return "skipped"
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning(
                 "assembly of %s interrupted by %s: %s (the reaper resumes it)",

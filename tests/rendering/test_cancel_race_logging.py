@@ -23,11 +23,6 @@ from rendering.transport import inprocess_runner
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.skipif(False, reason="") and pytest.mark.xfail(
-    strict=True,
-    reason="needs the change to rendering/pipeline.py (_submit) and rendering/tasks.py described in "
-    "the storyboard-prep report; remove this mark with it",
-)
 def test_a_cancel_during_the_providers_render_is_logged_at_info_without_a_traceback(
     user, caplog, monkeypatch
 ):
