@@ -97,6 +97,8 @@ JOB_MOVES = _moves(
         "start_assembly": (set(RENDERING_JOB_STATUSES), J.ASSEMBLING),
         "complete": ({J.ASSEMBLING}, J.COMPLETED),
         "fail": ({J.QUEUED, J.RENDERING, J.ASSEMBLING}, J.FAILED),
+        # A run of a cancelled job's chosen segments ended with others still cancelled: cancelled again.
+        "rest": ({J.QUEUED, J.RENDERING}, J.CANCELLED),
     },
 )
 
@@ -475,6 +477,15 @@ def _new_version(job: VideoJob, duration: float) -> Version:
             Segment.objects.filter(job_id=job.id).order_by("index").values_list("take_number", flat=True)
         ),
     )
+
+
+def job_rest(*, job_id: uuid.UUID | str, note: str) -> VideoJob | None:
+    """The run rendered what it was asked to, but segments a person cancelled still have no clip: the job
+    is cancelled again (not failed: nothing went wrong), with a note of what is left to render."""
+    try:
+        return _move_job(job_id, "rest", error=note[:4000], finished_at=timezone.now())
+    except IllegalTransition:
+        return None
 
 
 def job_fail(*, job_id: uuid.UUID | str, error: str) -> VideoJob | None:

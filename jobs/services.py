@@ -329,8 +329,9 @@ def video_job_cancel(*, job: VideoJob) -> VideoJob:
     """Stop the job: queued segments will not start; in-flight ones are abandoned when they next check."""
     with transaction.atomic():
         job = claim_job(job.id, JobStatus.CANCELLED, finished_at=timezone.now())
+        # Progress back to 0: a cancelled segment has no clip, and its bar must not stay at 94%.
         job.segments.filter(status__in=UNSETTLED_SEGMENT_STATUSES).update(
-            status=SegmentStatus.CANCELLED, updated_at=timezone.now()
+            status=SegmentStatus.CANCELLED, progress=0.0, updated_at=timezone.now()
         )
         publish_after_commit(job.id, JOB_STATUS, job_status(job))
     return job

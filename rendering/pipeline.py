@@ -358,6 +358,14 @@ def assemble_job(*, job_id: str, generation: int, lease: str) -> str:
     if any(s.status in {SegmentStatus.QUEUED, SegmentStatus.RENDERING} for s in segments):
         return "skipped"  # an early or duplicate trigger: the last segment to settle assembles
     unfinished = [s for s in segments if s.status != SegmentStatus.COMPLETED]
+    if unfinished and all(s.status == SegmentStatus.CANCELLED and not s.error for s in unfinished):
+        # Only segments a person cancelled are missing (a re-render of one segment of a cancelled job):
+        # nothing failed, so the job goes back to cancelled, saying what is left.
+        numbers = ", ".join(str(s.index + 1) for s in unfinished)
+        render_state.job_rest(
+            job_id=job.id, note=f"segments {numbers} were cancelled; render the job to finish the video"
+        )
+        return "cancelled"
     if unfinished:
         first = unfinished[0]
         reason = first.error or f"it is {first.status}"
