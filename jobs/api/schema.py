@@ -132,10 +132,30 @@ def _operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+# Answers any operation can give, whatever its view: (status, description, only operations with a body).
+GENERIC_RESPONSES = (
+    ("406", "The Accept header asks for something other than JSON.", False),
+    ("413", _ERROR_TEXT[413], True),
+    ("415", "The body's Content-Type is not one this operation reads.", True),
+)
+# Where the per-view wording of errors() does not fit the operation.
+RESPONSE_TEXT = {("video_jobs_list", "404"): "No such page: past the last one."}
+# Headers the views set: (operation, status) -> name -> header object.
+RESPONSE_HEADERS = {
+    ("video_jobs_create", "201"): {
+        "Location": {"description": "The new job's URL.", "schema": {"type": "string", "format": "uri"}}
+    },
+    ("video_jobs_create", "429"): {
+        "Retry-After": {"description": "Seconds to wait before a new create.", "schema": {"type": "integer"}}
+    },
+}
+
+
 def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: LINKS into the responses, 413 on every operation that takes a
-    body (jobs.api.parsers and the upload checks refuse oversized bodies before reading them), and the
-    limits the server enforces on input (document_input_limits)."""
+    """drf-spectacular postprocessing hook: LINKS into the responses, the answers every operation can give
+    (GENERIC_RESPONSES: 413 because jobs.api.parsers and the upload checks refuse oversized bodies, 406
+    and 415 from DRF's content negotiation), and the limits the server enforces on input
+    (document_input_limits)."""
     operations = _operations(result)
     document_input_limits(result.get("components", {}).get("schemas", {}))
     for operation_id, by_status in LINKS.items():
@@ -145,15 +165,17 @@ def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool
         for status_code, links in by_status.items():
             present = {name: link for name, link in links.items() if link["operationId"] in operations}
             source["responses"][status_code].setdefault("links", {}).update(present)
-    too_large = {"$ref": "#/components/responses/RequestTooLarge"}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for operation in operations.values():
-        if "requestBody" in operation:
-            operation["responses"].setdefault("413", too_large)
-    if any("requestBody" in operation for operation in operations.values()):
-        result.setdefault("components", {}).setdefault("responses", {})["RequestTooLarge"] = {
-            "description": _ERROR_TEXT[413],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+        for status_code, description, needs_body in GENERIC_RESPONSES:
+            if "requestBody" in operation or not needs_body:
+                operation["responses"].setdefault(status_code, {"description": description, "content": error})
+    for (operation_id, status_code), description in RESPONSE_TEXT.items():
+        if operation_id in operations and status_code in operations[operation_id]["responses"]:
+            operations[operation_id]["responses"][status_code]["description"] = description
+    for (operation_id, status_code), headers in RESPONSE_HEADERS.items():
+        if operation_id in operations and status_code in operations[operation_id]["responses"]:
+            operations[operation_id]["responses"][status_code].setdefault("headers", {}).update(headers)
     return result
 
 

@@ -161,3 +161,32 @@ def test_list_parameters_are_the_ones_the_view_reads(anon, api, make_job):
     assert page["count"] == 3 and len(page["results"]) == 1
     assert_error(api.get("/api/video-jobs/", {"page": 9}), 404)
     assert_error(api.get("/api/video-jobs/", {"status": "sleeping"}), 400, "status", "not a valid choice")
+
+
+def test_every_operation_declares_and_answers_406_and_every_body_415(anon, api, job_with_image):
+    job, image_id = job_with_image
+    for path, item in document(anon)["paths"].items():
+        for method, operation in item.items():
+            url = concrete(path, job, image_id)
+            assert "406" in operation["responses"], (method, path)
+            # Content negotiation happens before the view runs: nothing is changed (not even by DELETE).
+            response = getattr(api, method)(url, HTTP_ACCEPT="application/xml")
+            assert_error(response, 406, fragment="accept header")
+            if "requestBody" in operation:
+                assert "415" in operation["responses"], (method, path)
+                response = getattr(api, method)(url, "prompt=x", content_type="text/plain")
+                assert_error(response, 415, fragment="unsupported media type")
+    assert VideoJob.objects.filter(id=job.id).exists()
+
+
+def test_create_documents_its_location_and_retry_after_headers(anon, api, settings):
+    responses = document(anon)["paths"]["/api/video-jobs/"]["post"]["responses"]
+    assert "Location" in responses["201"]["headers"] and "Retry-After" in responses["429"]["headers"]
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "video_job_create": "1/hour"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    body = {"prompt": "A fox.", "duration_seconds": 10, "render": False}
+    created = api.post("/api/video-jobs/", body, format="json")
+    assert created["Location"].endswith(f"/api/video-jobs/{created.json()['id']}/")
+    throttled = api.post("/api/video-jobs/", body, format="json")
+    assert_error(throttled, 429)
+    assert int(throttled["Retry-After"]) > 0

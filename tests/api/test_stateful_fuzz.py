@@ -1,7 +1,7 @@
 """Stateful fuzzing: schemathesis walks the OpenAPI links (jobs.api.schema.LINKS) from create and list
 through render, segments, segment actions and images to retrieve and delete, with generated data at
-every step, and checks each answer: no 5xx, a status code the schema declares, a body that matches the
-declared schema.
+every step, and checks each answer: no 5xx, a status code the schema declares, the declared content
+type and headers, a body that matches the declared schema.
 
 The budget is fixed (a handful of scenarios of a few steps each, derandomized), so the pass is
 repeatable and fits the normal SQLite run. Renders are never performed: the test's transaction never
@@ -19,13 +19,24 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, Phase, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from .test_schema import _keep_test_connection
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 BUDGET = settings(
     max_examples=30,
