@@ -101,7 +101,17 @@ def _fuzz(strategy: st.SearchStrategy, checks: list, headers: dict[str, str]) ->
     run()
 
 
-def test_schemathesis_finds_no_server_error(user, make_job):
+@pytest.fixture
+def fuzz_limits(settings):
+    """Production's limits, scaled down. The document (and so the generated data) follows the settings, so
+    an example plans at most a dozen segments of short text and a pass keeps to its time budget; with the
+    full limits one valid create of 200,000 characters and 180 segments can take seconds."""
+    settings.MAX_DURATION_SECONDS = 120.0
+    settings.MAX_JOB_PROMPT_CHARS = 2000
+    settings.MAX_SEGMENT_PROMPT_CHARS = 500
+
+
+def test_schemathesis_finds_no_server_error(user, make_job, fuzz_limits):
     key = Token.objects.create(user=user).key
     job = make_job(duration_seconds=30)
     image = services.reference_image_add(job=job, upload=upload(image_bytes()))
