@@ -127,3 +127,11 @@ def test_a_verified_well_formed_fal_delivery_is_recorded(client, fal_verified):
     )
     assert response.status_code == 200 and response.json()["outcome"] == "unknown_video"
     assert WebhookEvent.objects.filter(event_id="fal:r1").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("video_id", ["v\\u0000", "\\ud800"], ids=["nul", "surrogate"])
+def test_on_postgresql_a_signed_nul_or_surrogate_is_a_400_not_a_500(client, sora_secret, video_id):
+    # Where the NUL was found: PostgreSQL's text type refuses it in the segment lookup (a DataError).
+    body = b'{"id": "e1", "type": "video.completed", "data": {"id": "%s"}}' % video_id.encode()
+    assert_refused(post_signed(client, body), 400, "the video id contains")
