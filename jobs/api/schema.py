@@ -1,6 +1,7 @@
 """OpenAPI pieces shared by the API's views: error responses and path parameters; and a postprocessing
-hook (add_links) that adds what drf-spectacular cannot say per view: the links between operations, 413 on
-every body, the strict-keys rule and the input limits from settings."""
+hook (complete_document) that adds what drf-spectacular cannot say per view: the links between
+operations, the answers every operation can give (406, 413, 415), the strict-keys rule and the input
+limits from settings."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def action_schema(operation_id: str, summary: str, *codes: int) -> Any:
 # OpenAPI links (3.0 §4.7.13) say which ids in an answer feed which operation: a client (and the stateful
 # fuzzer in tests/api/test_stateful_fuzz.py) can walk create -> render -> segments -> segment actions ->
 # retrieve/delete without guessing ids. drf-spectacular has no decorator argument for links, so they are
-# added to the finished document by `add_links`, a postprocessing hook (SPECTACULAR_SETTINGS).
+# added to the finished document by `complete_document`, a postprocessing hook (SPECTACULAR_SETTINGS).
 
 # Operations on one job, addressed by its id.
 _JOB_OPERATIONS = (
@@ -151,7 +152,7 @@ RESPONSE_HEADERS = {
 }
 
 
-def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+def complete_document(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: LINKS into the responses, the answers every operation can give
     (GENERIC_RESPONSES: 413 because jobs.api.parsers and the upload checks refuse oversized bodies, 406
     and 415 from DRF's content negotiation), and the limits the server enforces on input
