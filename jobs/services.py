@@ -64,6 +64,9 @@ class ReferenceUpload:
 
     file: BinaryIO
     segment_index: int | None = None
+    # Where a refusal of this image is filed in the caller's error body (the API's multipart create names
+    # its parts reference_image.0, reference_image.1, ...).
+    field: str = "image"
 
 
 def video_job_submit(
@@ -74,7 +77,7 @@ def video_job_submit(
     reference mode with no image) leaves nothing behind. The one path for the API, the CLI and the page.
     """
     checked = plan_job(spec)  # outside any transaction: the llm planner may take seconds
-    images = [(upload, check_reference_image(upload.file)) for upload in references]
+    images = [(upload, check_reference_image(upload.file, field=upload.field)) for upload in references]
     stored: list[str] = []
     try:
         with transaction.atomic():

@@ -13,18 +13,26 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .providers.fal_webhooks import FalWebhookError, verify_fal_webhook
-from .webhooks import WebhookError, check_event_id, parse_event, receive, verify
+from .webhooks import WebhookError, check_event_id, check_storable, parse_event, receive, verify
 
 log = logging.getLogger(__name__)
 
 # fal's delivery `status` -> the event kind rendering.webhooks.receive acts on. Any other status is
 # recorded as "fal.<status>" and ignored.
 FAL_KINDS = {"OK": "video.completed", "ERROR": "video.failed"}
+
+
+def _body_too_large() -> JsonResponse:
+    # Django would answer its bare HTML 400 page; a provider's delivery log should say what happened.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    detail = f"the body is larger than the {limit} bytes this server reads"
+    return JsonResponse({"detail": detail}, status=413)
 
 
 @csrf_exempt  # the provider has no CSRF token; the signature is what authenticates it
@@ -35,7 +43,10 @@ def sora_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"detail": "webhooks are not enabled here (SORA_WEBHOOK_SECRET is not set)"}, status=404
         )
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _body_too_large()
     try:
         verify(secret, request.headers, body, tolerance=settings.WEBHOOK_TOLERANCE_SECONDS)
         try:
@@ -46,6 +57,7 @@ def sora_webhook(request: HttpRequest) -> JsonResponse:
             raise WebhookError("the body is JSON nested too deeply") from None
         _, kind, video_id = parse_event(payload)
         check_event_id(request.headers["webhook-id"])
+        check_storable(event_id=request.headers["webhook-id"], event_type=kind, video_id=video_id)
     except WebhookError as exc:
         # Nothing is recorded or changed for a delivery we cannot trust (or could not record whole).
         return JsonResponse({"detail": exc.message}, status=400)
@@ -78,7 +90,10 @@ def fal_event(payload: Any, header_request_id: str) -> tuple[str, str]:
 @csrf_exempt  # fal has no CSRF token; the signature is what authenticates it
 @require_POST
 def fal_webhook(request: HttpRequest) -> JsonResponse:
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _body_too_large()
     try:
         header_request_id = verify_fal_webhook(request.headers, body)
         try:
@@ -88,6 +103,7 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
         except RecursionError:
             raise WebhookError("the body is JSON nested too deeply") from None
         request_id, kind = fal_event(payload, header_request_id)
+        check_storable(request_id=request_id, status=kind)
     except FalWebhookError as exc:
         if _keys_unavailable(exc):
             # Not the delivery's fault: ask fal to come back (it retries for two hours), poll meanwhile.

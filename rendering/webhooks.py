@@ -99,6 +99,16 @@ def check_event_id(event_id: str, *, prefix: str = "", what: str = "delivery id"
         raise WebhookError(f"the {what} is longer than the {limit - len(prefix)} characters we can record")
 
 
+def check_storable(**texts: str) -> None:
+    """Refuse text no provider id contains and the database cannot hold: a NUL (PostgreSQL text refuses
+    it) or a lone surrogate (JSON allows "\\ud800", UTF-8 does not). A signed body can carry either; it
+    would otherwise fail in the query that looks the video up, as a 500."""
+    for what, text in texts.items():
+        if "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text):
+            name = what.replace("_", " ")
+            raise WebhookError(f"the {name} contains a NUL or a lone surrogate, which no provider sends")
+
+
 def parse_event(event: Any) -> tuple[str, str, str]:
     """(event id, type, video id) of an event body, or WebhookError."""
     if not isinstance(event, dict):

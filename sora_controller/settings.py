@@ -333,6 +333,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # jobs.api.schema.complete_document: links between operations, answers every view can give (406, 413,
+    # 415), the strict-keys rule and the input limits from settings.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.api.schema.complete_document",
+    ],
 }
 
 

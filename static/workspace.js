@@ -99,6 +99,8 @@ const FIELD_TARGETS = {
   size: "size",
   image: "image",
   segment_index: "image",
+  // The page sends its one image as the first `reference_image` part of a multipart create.
+  "reference_image.0": "image",
   non_field_errors: "non_field_errors",
 };
 const FIELD_LABELS = {
@@ -115,6 +117,7 @@ const FIELD_LABELS = {
   size: "Size",
   image: "Reference image",
   segment_index: "Reference image",
+  "reference_image.0": "Reference image",
   fps: "Frame rate",
 };
 const FIELD_INPUTS = {

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, JsonResponse
@@ -73,7 +74,11 @@ def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(get_error_detail(exc))
     if isinstance(exc, RequestDataTooBig):
-        return RequestTooLarge()
+        # Django counts the body without its uploaded files (those have their own limits).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return RequestTooLarge(
+            f"The request body (without uploaded files) is larger than the {limit} bytes this server reads."
+        )
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         return exceptions.ValidationError({NON_FIELD: [str(exc) or "Too many fields in the request."]})
     return exc
@@ -128,16 +133,24 @@ def _summary(errors: Mapping[str, list[str]]) -> str:
     return f"{text} (and {more} more)" if more > 0 else text
 
 
+def encodable(text: str) -> str:
+    """`text` with lone surrogates (JSON allows "\\ud800"; UTF-8 does not) written as \\ud800 escapes.
+    Error messages echo keys and values the client sent; one the renderer cannot encode would turn a 400
+    into a 500."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(exc: exceptions.APIException, status_code: int) -> dict[str, Any]:
     if status_code == status.HTTP_400_BAD_REQUEST:
         if isinstance(exc, exceptions.ValidationError):
             errors = flatten_errors(exc.detail) or {NON_FIELD: ["Invalid input."]}
         else:  # ParseError and friends: a problem with the body as a whole
             errors = {NON_FIELD: [str(exc.detail)]}
+        errors = {encodable(path): [encodable(m) for m in messages] for path, messages in errors.items()}
         return {"detail": _summary(errors), "code": _code(exc), "errors": errors}
     detail = exc.detail
     text = _summary(flatten_errors(detail)) if isinstance(detail, Mapping | list) else str(detail)
-    return {"detail": text, "code": _code(exc)}
+    return {"detail": encodable(text), "code": _code(exc)}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -5,19 +5,28 @@ in jobs.planning and the services, and comes back as a field error in the same s
 
 Input is strict JSON: numbers must be JSON numbers (not "10"), booleans JSON booleans, text JSON strings,
 and unknown keys are refused, so a typo such as "segment_second" is an error instead of a silent default.
+
+The unknown-keys rule, for every request body (JSON objects at any depth, and multipart parts): a key
+the serializer does not declare is a 400 naming that key, and a multipart part sent twice is a 400
+naming that part. StrictInputSerializer is the one place that applies it; the OpenAPI document says
+so with `additionalProperties: false` (jobs.api.schema.document_input_limits). Query strings are not
+bodies: parameters a view does not document are ignored, as HTTP caches and proxies add their own.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from rest_framework import serializers
 
 from jobs.planning import JobSpec
+
+from .exceptions import RequestTooLarge
 
 SEGMENTATION_MODES = ("auto", "manual")
 
@@ -92,8 +101,21 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+def repeated_parts(data: Any, *, many: Collection[str] = ()) -> dict[str, list[str]]:
+    """Field errors for the parts of a multipart body (a QueryDict) sent more than once, except `many`:
+    Django would keep only the last one, silently."""
+    if not hasattr(data, "getlist"):
+        return {}
+    return {
+        str(key): [f"This part was sent {count} times; send it once."]
+        for key in data
+        if key not in many and (count := len(data.getlist(key))) > 1
+    }
+
+
 class StrictInputSerializer(serializers.Serializer):
-    # Refuses keys it does not know, reported per key alongside the other field errors.
+    # Refuses keys it does not know (and repeated multipart parts), reported per key alongside the
+    # other field errors.
 
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
@@ -104,6 +126,7 @@ class StrictInputSerializer(serializers.Serializer):
                 for key in data
                 if key not in self.fields
             }
+            unknown.update(repeated_parts(data))
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -272,7 +295,7 @@ class RerenderSerializer(StrictInputSerializer):
     )
 
 
-class ReferenceImageUploadSerializer(serializers.Serializer):
+class ReferenceImageUploadSerializer(StrictInputSerializer):
     # Not ImageField: the service checks the content with Pillow (type, bytes, pixels, bombs).
     image = serializers.FileField(help_text="PNG, JPEG or WebP; checked by content, not by name.")
     segment_index = serializers.IntegerField(
@@ -299,15 +322,15 @@ class VideoJobMultipartCreateSerializer(serializers.Serializer):
     )
 
 
-def check_declared_length(request: Any, limit: int, *, extra: int = 0) -> None:
-    """Refuse an oversized body from its declared length, before Django spools it to disk. `limit` is
-    what the files may take; `extra` what other fields may (the job's JSON)."""
+def check_declared_length(request: Any, limit: int, *, extra: int = 0, part: str = "image") -> None:
+    """Refuse an oversized body from its declared length, before Django spools it to disk: 413, naming
+    the part. `limit` is what the files may take; `extra` what other fields may (the job's JSON)."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit + extra + MULTIPART_OVERHEAD_BYTES:
-        raise serializers.ValidationError({"image": [f"the upload is larger than {limit} bytes"]})
+        raise RequestTooLarge(f"{part}: the upload is larger than {limit} bytes")
 
 
 def check_create_length(request: Any) -> None:
@@ -322,14 +345,21 @@ def check_create_length(request: Any) -> None:
 
 def multipart_job(request: Any) -> tuple[Any, list[Any]]:
     """(the job's JSON object, the uploaded images) of a multipart create; shape errors per part."""
-    unknown = sorted(set(request.data) - {"job", "reference_image"})
-    if unknown:
-        raise serializers.ValidationError(
-            {name: ["Unknown part. Accepted parts: job, reference_image."] for name in unknown}
-        )
+    errors = {
+        name: ["Unknown part. Accepted parts: job, reference_image."]
+        for name in sorted(set(request.data) - {"job", "reference_image"})
+    }
+    errors.update(repeated_parts(request.data, many={"reference_image"}))
+    if any(not isinstance(item, UploadedFile) for item in request.data.getlist("reference_image")):
+        errors["reference_image"] = ["Each reference_image part must be a file (PNG, JPEG or WebP)."]
     raw = request.data.get("job")
-    if not isinstance(raw, str):
-        raise serializers.ValidationError({"job": ["The part `job` must hold the job as JSON text."]})
+    if "job" not in errors:
+        if raw is None:
+            errors["job"] = ["The part `job` is missing: send the job as JSON in a text part named job."]
+        elif not isinstance(raw, str):
+            errors["job"] = ["The part `job` must be a text field holding the job as JSON, not a file."]
+    if errors:
+        raise serializers.ValidationError(errors)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):

@@ -112,7 +112,10 @@ class VideoJobListCreateView(JobAPIView):
             job = services.video_job_submit(
                 owner=request.user,
                 spec=job_spec(data),
-                references=[ReferenceUpload(file=upload) for upload in uploads],
+                references=[
+                    ReferenceUpload(file=upload, field=f"reference_image.{position}")
+                    for position, upload in enumerate(uploads)
+                ],
                 render=data["render"],
             )
             extra = attach_create_extensions(owner=request.user, job=job, data=extensions)

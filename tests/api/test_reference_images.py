@@ -126,7 +126,7 @@ class TestBadUploads:
         job = make_job()
         # Far beyond the image limit plus the allowance for multipart framing.
         response = post_image(api, job, b"\0" * (80 * 1024))
-        assert_error(response, 400, "image", "the upload is larger than 10 bytes")
+        assert_error(response, 413, "image", "image: the upload is larger than 10 bytes")
 
     def test_no_file(self, api, make_job):
         response = api.post(job_url(make_job(), "reference-images/"), {}, format="multipart")
