@@ -68,7 +68,7 @@ class EndpointListCreateView(_Scoped):
         tags=TAGS,
         summary="Your webhook endpoints (account-wide, and each job's own callback)",
         parameters=[EndpointFilterSerializer],
-        responses={200: EndpointSerializer(many=True), **errors(400)},
+        responses={200: EndpointSerializer(many=True), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         filters = EndpointFilterSerializer(data=request.query_params)
@@ -139,7 +139,7 @@ class DeliveryListView(_Scoped):
         tags=TAGS,
         summary="Events sent (or being sent) to your endpoints, newest first",
         parameters=[DeliveryFilterSerializer],
-        responses={200: DeliverySerializer(many=True), **errors(400)},
+        responses={200: DeliverySerializer(many=True), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         filters = DeliveryFilterSerializer(data=request.query_params)

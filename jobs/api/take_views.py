@@ -43,7 +43,11 @@ class TakeListView(JobAPIView):
 @extend_schema(parameters=[job_path_parameter(), index_path_parameter(), take_path_parameter()])
 class TakePickView(JobAPIView):
     @action_schema(
-        "takes_pick", "Use this take in the video and assemble the job again from the picked takes", 409
+        "takes_pick",
+        "Use this take in the video and assemble the job again from the picked takes",
+        400,
+        409,
+        422,
     )
     @idempotent
     def post(self, request: Request, job_id: uuid.UUID, index: int, number: int) -> Response:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from callbacks.models import WebhookEndpoint
+from callbacks.services import new_secret
 from jobs import services
 from jobs.models import JobStatus, VideoJob
 
@@ -32,13 +34,19 @@ def body_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def concrete(path: str, job: VideoJob, image_id: int) -> str:
-    return path.format(job_id=job.id, index=0, image_id=image_id)
+    endpoint = WebhookEndpoint.objects.get(owner=job.owner, job=None)
+    # A delivery that does not exist: the operations on it are only asked what they declare and negotiate.
+    return path.format(
+        job_id=job.id, index=0, image_id=image_id, number=1, endpoint_id=endpoint.id, delivery_id=999_999
+    )
 
 
 @pytest.fixture
-def job_with_image(make_job) -> tuple[VideoJob, int]:
+def job_with_image(make_job, user) -> tuple[VideoJob, int]:
     job = services.video_job_cancel(job=make_job())  # cancelled: every body action may act on it
     image = services.reference_image_add(job=job, upload=upload(image_bytes()))
+    # An account-wide webhook endpoint, for the operations on /api/webhook-endpoints/{endpoint_id}/.
+    WebhookEndpoint.objects.create(owner=user, url="https://hooks.example.com/sora", secret=new_secret())
     return job, image.id
 
 
@@ -63,6 +71,11 @@ UNKNOWN_KEY_BODIES = {
     ("post", "/api/estimate/", "application/json"): {"prompt": "A fox.", "duration_seconds": 10, "colour": 1},
     ("patch", "/api/video-jobs/{job_id}/segments/{index}/", "application/json"): {"prompt": "x", "colour": 1},
     ("post", "/api/video-jobs/{job_id}/rerender/", "application/json"): {"segments": [0], "colour": 1},
+    ("post", "/api/webhook-endpoints/", "application/json"): {
+        "url": "https://hooks.example.com/a",
+        "colour": 1,
+    },
+    ("patch", "/api/webhook-endpoints/{endpoint_id}/", "application/json"): {"colour": 1},
     ("post", "/api/video-jobs/{job_id}/reference-images/", "multipart/form-data"): {
         "image": upload(image_bytes()),
         "colour": "red",

@@ -184,7 +184,7 @@ class TestCreate:
             content_type=f"multipart/form-data; boundary={boundary}",
             headers={"Idempotency-Key": KEY},
         )
-        assert_error(response, 400, field="image", fragment="larger than")
+        assert_error(response, 413, fragment="image: the upload is larger than")
         assert not IdempotencyKey.objects.exists()
 
 
