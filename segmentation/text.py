@@ -621,13 +621,29 @@ def allocate_proportional(weights: Sequence[float], n: int) -> list[int]:
 _GRAPHEME = regex.compile(r"\X")
 
 
+# A position where a grapheme cluster certainly starts, whatever came before: an ordinary character
+# (Grapheme_Cluster_Break=Other) after one that joins nothing to what follows (not a ZWJ, a Prepend
+# sign, a Hangul jamo or syllable, or an Extend mark, which in an Indic conjunct does join). Scanning
+# clusters from such a point gives the same boundaries as scanning from the start of the text.
+_CLUSTER_START = regex.compile(
+    r"(?<=[\p{GCB=Other}\p{GCB=Control}\p{GCB=CR}\p{GCB=LF}\p{GCB=SpacingMark}])\p{GCB=Other}"
+)
+# How far back a cut looks for such a point before it scans from the start: clusters are short, and
+# scanning from the start for every cut made planning a 200,000-character unspaced prompt quadratic.
+_CUT_WINDOW = 256
+
+
 def safe_cut_index(text: str, index: int) -> int:
     """The largest position <= index where `text` can be cut without breaking a grapheme cluster."""
     index = max(0, min(index, len(text)))
     if index in (0, len(text)):
         return index
-    cut = 0
-    for match in _GRAPHEME.finditer(text):
+    start = max(0, index - _CUT_WINDOW)
+    if start:
+        anchor = _CLUSTER_START.search(text, start, index)
+        start = anchor.start() if anchor else 0
+    cut = start
+    for match in _GRAPHEME.finditer(text, start):
         if match.end() > index:
             break
         cut = match.end()

@@ -485,3 +485,58 @@ def test_an_over_long_narrative_is_cut_after_a_whole_sentence() -> None:
     assert compose_segment_prompt("A " + "very " * 40 + "long sentence.", 0, 1, max_chars=30).endswith(
         "\u2026"
     )
+
+
+# --- safe_cut_index looks back only a short window, with the same answers as a scan from the start ---
+
+
+def _cut_from_the_start(text: str, index: int) -> int:
+    import regex
+
+    cut = 0
+    for match in regex.finditer(r"\X", text):
+        if match.end() > index:
+            break
+        cut = match.end()
+    return cut
+
+
+PIECES = [
+    "a",
+    "Z",
+    " ",
+    "。",
+    "\r\n",
+    "e\u0301",  # e + combining acute
+    "\U0001f1eb\U0001f1f7",  # a flag: two regional indicators
+    "\U0001f1e9",  # a lone regional indicator (pairs with the next one)
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family: ZWJ sequence
+    "\U0001f44d\U0001f3fd",  # thumbs up + skin tone
+    "\u1100\u1161\u11a8",  # Hangul jamo L V T
+    "\uac00",  # a Hangul syllable
+    "\u0915\u094d\u0937",  # Devanagari conjunct (consonant, virama, consonant)
+    "\u0600" + "1",  # an Arabic number sign (Prepend) before a digit
+    "\u0928\u093f",  # a consonant and a spacing mark
+    "中",
+]
+
+
+def test_safe_cut_index_agrees_with_a_scan_from_the_start():
+    import random
+
+    from segmentation.text import safe_cut_index
+
+    rng = random.Random(20261130)
+    for _ in range(300):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(50, 400)))
+        for index in rng.sample(range(len(text) + 1), 12):
+            assert safe_cut_index(text, index) == _cut_from_the_start(text, index), (text, index)
+
+
+def test_safe_cut_index_on_text_without_a_safe_start_nearby():
+    from segmentation.text import safe_cut_index
+
+    flags = "\U0001f1eb\U0001f1f7" * 400 + "\U0001f1e9"  # pairs all the way: no cluster start to anchor on
+    for index in (7, 501, 799, 800):
+        assert safe_cut_index(flags, index) == _cut_from_the_start(flags, index)
+    assert safe_cut_index(flags, 799) == 798  # never between the two indicators of a flag
