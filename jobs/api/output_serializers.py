@@ -11,6 +11,7 @@ the declared fields and through the direct path) and holds them equal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -101,6 +102,13 @@ SAVED_ANNOTATION = "saved_by_cache_usd"
 def saved_annotation() -> dict[str, Any]:
     """`queryset.annotate(**saved_annotation())`: each job's cache savings from the ledger, as one
     correlated subquery (so a page of jobs costs no extra query)."""
+    return {SAVED_ANNOTATION: _saved_expression()}
+
+
+@functools.cache
+def _saved_expression() -> Coalesce:
+    # Built once (building it cost about a twentieth of a job detail request): a query resolves a
+    # copy of each expression it is given, never the expression itself, so one serves every query.
     lines = (
         SpendEntry.objects.filter(job=OuterRef("pk"), kind=SpendKind.CACHE_SAVING)
         .order_by()
@@ -108,13 +116,11 @@ def saved_annotation() -> dict[str, Any]:
         .annotate(total=Sum("amount_usd"))
         .values("total")
     )
-    return {
-        SAVED_ANNOTATION: Coalesce(
-            Subquery(lines, output_field=models.DecimalField(max_digits=10, decimal_places=4)),
-            Value(Decimal("0")),
-            output_field=models.DecimalField(max_digits=10, decimal_places=4),
-        )
-    }
+    return Coalesce(
+        Subquery(lines, output_field=models.DecimalField(max_digits=10, decimal_places=4)),
+        Value(Decimal("0")),
+        output_field=models.DecimalField(max_digits=10, decimal_places=4),
+    )
 
 
 def _file_url(source: str, help_text: str) -> serializers.FileField:
