@@ -21,4 +21,5 @@ RUN pip install . && SECRET_KEY=build-only DATABASE_URL=sqlite:////tmp/build.sql
     python manage.py collectstatic --noinput -v 0 && mkdir -p /app/var && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["sh", "-c", "daphne -b 0.0.0.0 -p ${PORT:-8000} --proxy-headers sora_controller.asgi:application"]
+# The web role: WEB_CONCURRENCY daphne processes (default 1; more need REDIS_URL) on ${PORT:-8000}.
+CMD ["python", "-m", "sora_controller.web_processes", "--", "--proxy-headers"]

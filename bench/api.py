@@ -1,17 +1,24 @@
-"""REST API throughput and latency under concurrency, against daphne on PostgreSQL.
+"""REST API throughput and latency under concurrency, against daphne on PostgreSQL, with one web process
+and with several (sora_controller.web_processes: daphne processes sharing one listening socket).
 
 Scenarios, each driven by the same pool of concurrent keep-alive clients:
 
 - bare: a bare Django JSON view (jobs.api.bench_views) on the same server: the cost of the stack itself
-- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 3 queries)
-- create: POST /api/video-jobs/ with render false (validation, planning, one transaction)
+- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 4 queries)
+- create: POST /api/video-jobs/ with render false (validation, planning, one transaction, read back)
 
-Prints a markdown table with requests/s, p50 and p99 latency and the ratios against the bare view.
+Prints one markdown table with, for 1 and for N processes side by side, requests/s, p50 and p99 latency,
+the web processes' CPU per request and the ratios against the bare view of the same configuration;
+then the targets (detail >= 0.5x bare throughput and p99 <= 2x bare p99; create >= 0.35x bare) as
+met or missed for each configuration.
 
-    .venv/bin/python bench/api.py [--concurrency 16] [--requests 2000] [--time-limit 60]
+    .venv/bin/python bench/api.py [--processes 2] [--concurrency 16] [--requests 2000] [--time-limit 60]
 
-Needs a PostgreSQL server (default postgres://postgres@127.0.0.1:5432); the benchmark creates its own
-database (sora_bench), migrates it and drops it afterwards (--keep-db to keep it). Only loopback traffic.
+Needs PostgreSQL (default postgres://postgres@127.0.0.1:5432) and Redis (default redis://127.0.0.1:6379/1;
+several web processes need the Redis channel layer, and both configurations use the same settings). The
+benchmark creates its own database (sora_bench), migrates it and drops it afterwards (--keep-db to keep
+it), and empties the Redis database it is given. Only loopback traffic. Client and server share the
+machine, so N processes scale by less than N: the client's threads need CPU too.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.daphne import Daphne  # noqa: E402
+from tests.support.daphne import _answers, free_port  # noqa: E402
 from tests.support.databases import drop_database, recreate_database  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -49,6 +56,7 @@ class Result:
     errors: dict[int, int]
     seconds: float
     latencies_ms: list[float]
+    server_cpu_ms: float = float("nan")  # the web processes' CPU per request
 
     @property
     def rps(self) -> float:
@@ -93,6 +101,71 @@ def setup_data(env: dict[str, str]) -> tuple[str, str]:
 Request = Callable[[requests.Session], requests.Response]
 
 
+class WebProcesses:
+    """The web role as deployed: sora_controller.web_processes with `processes` daphne processes."""
+
+    def __init__(self, env: dict[str, str], log: Path, processes: int, *, probe: str) -> None:
+        self.env, self.log_path, self.processes, self.probe = env, log, processes, probe
+        self.process: subprocess.Popen | None = None
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> WebProcesses:
+        command = [sys.executable, "-m", "sora_controller.web_processes", "--bind", "127.0.0.1"]
+        command += ["--port", str(self.port), "--processes", str(self.processes)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            # Every process must be up, not only the first: wait until all have loaded the app.
+            if _answers(f"{self.url}{self.probe}") and len(self.children()) == self.processes:
+                time.sleep(2.0)
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the web processes did not start; see {self.log_path}")
+
+    def children(self) -> list[int]:
+        assert self.process is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the web processes have used so far."""
+        total = 0
+        for pid in self.children():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()  # the supervisor stops its daphne processes
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def drive(name: str, request: Request, expect: int, *, concurrency: int, total: int, limit: float) -> Result:
     """`concurrency` threads, each with its own keep-alive session, share `total` requests (or stop at
     `limit` seconds). Latency is measured per request on the client."""
@@ -134,66 +207,39 @@ def drive(name: str, request: Request, expect: int, *, concurrency: int, total: 
     return Result(name, len(latencies), errors, time.perf_counter() - began, latencies)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server-url", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--db-name", default="sora_bench")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=2000, help="per scenario")
-    parser.add_argument("--warmup", type=int, default=100, help="requests per scenario before measuring")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario at most")
-    parser.add_argument("--keep-db", action="store_true")
-    args = parser.parse_args()
+TARGETS = (
+    # (scenario, measure, bound, comparison): the issue's targets, against the bare view of the same run.
+    ("detail", "throughput", 0.5, ">="),
+    ("detail", "p99", 2.0, "<="),
+    ("create", "throughput", 0.35, ">="),
+)
+SCENARIO_NAMES = {
+    "bare": "bare Django JSON view",
+    "detail": "job detail (10 segments)",
+    "create": "create (render false)",
+}
 
-    data_dir = Path(tempfile.mkdtemp(prefix="sora-bench-api-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "sora_controller.settings",
-        "DATABASE_URL": f"{args.server_url}/{args.db_name}",
-        "SECRET_KEY": "bench-only-secret",
-        "DATA_DIR": str(data_dir),
-        "BENCH_VIEWS": "1",
-        "API_CREATE_THROTTLE": "1000000/hour",
-        "TASK_RUNNER": "inprocess",
-        "DEBUG": "0",
-        "LOG_LEVEL": "ERROR",
-        # Under ASGI every request runs its sync code in a fresh thread, and Django's connections are
-        # per thread: persistent connections (the default DB_CONN_MAX_AGE=60) are never reused and pile
-        # up until PostgreSQL refuses new clients. Django's advice for ASGI is no persistence (or a pool).
-        "DB_CONN_MAX_AGE": "0",
-        # Plain HTTP on loopback: no TLS proxy in front, so no redirect to https.
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_HSTS_SECONDS": "0",
+
+def run_configuration(
+    server: WebProcesses, token: str, job_id: str, args: argparse.Namespace
+) -> dict[str, Result]:
+    """Start `server`, drive every scenario against it (warm-up first), stop it."""
+    base, auth = server.url, {"Authorization": f"Token {token}"}
+    body = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
+    requests_by_scenario: dict[str, tuple[Request, int]] = {
+        "bare": (lambda s: s.get(f"{base}/api/_bench/json/"), 200),
+        "detail": (lambda s: s.get(f"{base}/api/video-jobs/{job_id}/", headers=auth), 200),
+        "create": (lambda s: s.post(f"{base}/api/video-jobs/", json=body, headers=auth), 201),
     }
-    env.pop("REDIS_URL", None)
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    recreate_database(args.server_url, args.db_name)
-    server = None
+    results: dict[str, Result] = {}
+    server.start()
     try:
-        key, job_id = setup_data(env)
-        server = Daphne(env, data_dir / "daphne.log", probe="/api/_bench/json/").start()
-        base = server.url
-        auth = {"Authorization": f"Token {key}"}
-        body = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
-
-        scenarios: list[tuple[str, Request, int]] = [
-            ("bare Django JSON view", lambda s: s.get(f"{base}/api/_bench/json/"), 200),
-            (
-                "job detail (10 segments)",
-                lambda s: s.get(f"{base}/api/video-jobs/{job_id}/", headers=auth),
-                200,
-            ),
-            (
-                "create (render false)",
-                lambda s: s.post(f"{base}/api/video-jobs/", json=body, headers=auth),
-                201,
-            ),
-        ]
-        results = []
-        for name, request, expect in scenarios:
+        for key, (request, expect) in requests_by_scenario.items():
+            name = SCENARIO_NAMES[key]
             drive(
                 name, request, expect, concurrency=args.concurrency, total=args.warmup, limit=args.time_limit
             )
+            cpu_before = server.cpu_seconds()
             result = drive(
                 name,
                 request,
@@ -202,34 +248,126 @@ def main() -> int:
                 total=args.requests,
                 limit=args.time_limit,
             )
+            result.server_cpu_ms = (server.cpu_seconds() - cpu_before) / max(result.count, 1) * 1000
             if result.errors:
                 print(f"warning: unexpected responses in {name!r}: {result.errors}", file=sys.stderr)
-            results.append(result)
+            results[key] = result
     finally:
-        if server is not None:
-            server.stop()
-        if not args.keep_db:
-            drop_database(args.server_url, args.db_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        server.stop()
+    return results
 
-    bare = results[0]
+
+def ratio(result: Result, bare: Result, measure: str) -> float:
+    if measure == "throughput":
+        return result.rps / bare.rps
+    return result.percentile(99) / bare.percentile(99)
+
+
+def print_report(runs: dict[int, dict[str, Result]], args: argparse.Namespace, load: str) -> None:
+    counts = list(runs)
+    many = counts[-1]
     print(
-        f"\nAPI under concurrency {args.concurrency}: daphne (1 process) on PostgreSQL, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, client and server on one machine\n"
+        f"\nAPI under concurrency {args.concurrency}: daphne with 1 and with {many} web processes "
+        f"(sora_controller.web_processes) on PostgreSQL and Redis, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, client and server on one machine\n"
     )
-    print("| scenario | requests | requests/s | p50 ms | p99 ms | throughput vs bare | p50 vs bare |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r.name} | {r.count} | {r.rps:.0f} | {r.percentile(50):.1f} | {r.percentile(99):.1f} "
-            f"| {r.rps / bare.rps:.2f}x | {r.percentile(50) / bare.percentile(50):.1f}x |"
-        )
-    mean = statistics.fmean(bare.latencies_ms) if bare.latencies_ms else float("nan")
-    failed = sum(sum(r.errors.values()) for r in results)
+    header = ["scenario"]
+    align = ["---"]
+    for n in counts:
+        label = f"{n} process" + ("es" if n > 1 else "")
+        header += [f"{label}: req/s", "p50 ms", "p99 ms", "CPU ms/req", "req/s vs bare", "p99 vs bare"]
+        align += ["---:"] * 6
+    header.append(f"req/s {many} vs 1")
+    align.append("---:")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(align) + "|")
+    for key, name in SCENARIO_NAMES.items():
+        row = [name]
+        for n in counts:
+            result, bare = runs[n][key], runs[n]["bare"]
+            row += [
+                f"{result.rps:.0f}",
+                f"{result.percentile(50):.1f}",
+                f"{result.percentile(99):.1f}",
+                f"{result.server_cpu_ms:.1f}",
+                f"{ratio(result, bare, 'throughput'):.2f}x",
+                f"{ratio(result, bare, 'p99'):.2f}x",
+            ]
+        row.append(f"{runs[many][key].rps / runs[1][key].rps:.2f}x")
+        print("| " + " | ".join(row) + " |")
+    print()
+    for key, measure, bound, comparison in TARGETS:
+        for n in counts:
+            value = ratio(runs[n][key], runs[n]["bare"], measure)
+            met = value >= bound if comparison == ">=" else value <= bound
+            what = "throughput" if measure == "throughput" else "p99"
+            print(
+                f"- target: {key} {what} {comparison} {bound}x bare ({n} process{'es' if n > 1 else ''}): "
+                f"{value:.2f}x, {'met' if met else 'missed'}"
+            )
+    failed = sum(sum(r.errors.values()) for run in runs.values() for r in run.values())
     print(
-        f"\n(bare view mean latency {mean:.1f} ms; unexpected responses: {failed}; "
+        f"\n(requests per scenario: {args.requests}; unexpected responses: {failed}; "
         f"load average before the run: {load})"
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--db-name", default="sora_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
+    parser.add_argument(
+        "--processes", type=int, default=max(2, os.cpu_count() or 2), help="the several-process case"
+    )
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=2000, help="per scenario")
+    parser.add_argument("--warmup", type=int, default=100, help="requests per scenario before measuring")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario at most")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    import redis
+
+    data_dir = Path(tempfile.mkdtemp(prefix="sora-bench-api-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "sora_controller.settings",
+        "DATABASE_URL": f"{args.server_url}/{args.db_name}",
+        # The production topology: Redis for the cache (the create throttle's history) and the channel
+        # layer (which several web processes need); the same for one process, so only the count differs.
+        "REDIS_URL": args.redis_url,
+        "SECRET_KEY": "bench-only-secret",
+        "DATA_DIR": str(data_dir),
+        "BENCH_VIEWS": "1",
+        "API_CREATE_THROTTLE": "1000000/hour",
+        "TASK_RUNNER": "inprocess",
+        "DEBUG": "0",
+        "LOG_LEVEL": "ERROR",
+        # Plain HTTP on loopback: no TLS proxy in front, so no redirect to https.
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+    env.pop("WEB_CONCURRENCY", None)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    cache = redis.Redis.from_url(args.redis_url)
+    recreate_database(args.server_url, args.db_name)
+    runs: dict[int, dict[str, Result]] = {}
+    try:
+        token, job_id = setup_data(env)
+        for processes in (1, args.processes):
+            cache.flushdb()  # each configuration starts from an empty throttle history
+            server = WebProcesses(
+                env, data_dir / f"web-{processes}.log", processes, probe="/api/_bench/json/"
+            )
+            runs[processes] = run_configuration(server, token, job_id, args)
+    finally:
+        if not args.keep_db:
+            drop_database(args.server_url, args.db_name)
+        cache.flushdb()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    print_report(runs, args, load)
     return 0
 
 

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from jobs import selectors
 from jobs.models import Segment, VideoJob
 
-from .output_serializers import VideoJobDetailSerializer
+from .output_serializers import VideoJobDetailSerializer, saved_annotation
 
 
 # Loads the job of the URL through the scoped selector, with its segments and images prefetched.
@@ -24,8 +24,8 @@ class JobAPIView(APIView):
     def context(self) -> dict[str, Any]:
         return {"request": self.request, "view": self}
 
-    def get_job(self, job_id: uuid.UUID) -> VideoJob:
-        job = selectors.video_job_detail(user=self.request.user, job_id=job_id)
+    def get_job(self, job_id: uuid.UUID, *, annotations: dict[str, Any] | None = None) -> VideoJob:
+        job = selectors.video_job_detail(user=self.request.user, job_id=job_id, annotations=annotations)
         if job is None:
             raise NotFound("Not found.")
         self.check_may_change(job)
@@ -63,5 +63,7 @@ class JobAPIView(APIView):
         raise NotFound(f"Segment {index} does not exist; this job has {len(job.segments.all())} segments.")
 
     def job_response(self, job_id: uuid.UUID, status_code: int = status.HTTP_200_OK) -> Response:
-        job = self.get_job(job_id)
+        # The job as it stands now (after whatever the view changed), its cache savings summed in the
+        # same query: three queries in all (job, segments, images), however many segments.
+        job = self.get_job(job_id, annotations=saved_annotation())
         return Response(VideoJobDetailSerializer(job, context=self.context()).data, status=status_code)

@@ -2,15 +2,23 @@
 prefetched, so queries do not grow with the number of rows. A segment's shape is jobs.events.segment_state,
 the same for the API, the socket's snapshot and its events; SegmentSerializer declares its fields for the
 OpenAPI schema and renders through it.
+
+Jobs and reference images render the same way: the serializers declare their fields (the schema), and
+`to_representation` builds the dict directly, because DRF's field-by-field machinery cost more than
+the rest of a job detail request. tests/api/test_output_shapes.py renders every one both ways (through
+the declared fields and through the direct path) and holds them equal.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.db.models import OuterRef, Subquery, Sum, Value
+from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
@@ -19,7 +27,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import ledger
-from jobs.events import segment_state
+from jobs.events import relative_url, segment_state
 from jobs.models import JobStatus, ReferenceImage, SegmentStatus, SpendEntry, SpendKind, VideoJob
 
 SEGMENTATION_MODES = ("auto", "manual")
@@ -65,8 +73,27 @@ def _money(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=12, decimal_places=4, read_only=True, **kwargs)
 
 
-# Renders a Decimal the way the _money() fields do ("1.2000").
+# Render values exactly as the declared fields do: a Decimal as _money() ("1.2000"), a datetime as
+# DRF's DateTimeField (ISO 8601 in the current time zone, "Z" for UTC).
 _MONEY_FORMAT = serializers.DecimalField(max_digits=12, decimal_places=4)
+_DATETIME_FORMAT = serializers.DateTimeField()
+
+
+def _datetime(value: Any) -> str | None:
+    return _DATETIME_FORMAT.to_representation(value) if value else None
+
+
+def _url_of(context: dict[str, Any]) -> Callable[[FieldFile], str]:
+    """A stored file's URL as the declared FileFields render it: absolute when a request is at hand."""
+    request = context.get("request")
+    if request is None:
+        return relative_url
+    return lambda field: request.build_absolute_uri(field.url)
+
+
+def _file(field: FieldFile, url_of: Callable[[FieldFile], str]) -> str | None:
+    return url_of(field) if field else None
+
 
 # The attribute a queryset annotated with saved_annotation() carries.
 SAVED_ANNOTATION = "saved_by_cache_usd"
@@ -75,6 +102,13 @@ SAVED_ANNOTATION = "saved_by_cache_usd"
 def saved_annotation() -> dict[str, Any]:
     """`queryset.annotate(**saved_annotation())`: each job's cache savings from the ledger, as one
     correlated subquery (so a page of jobs costs no extra query)."""
+    return {SAVED_ANNOTATION: _saved_expression()}
+
+
+@functools.cache
+def _saved_expression() -> Coalesce:
+    # Built once (building it cost about a twentieth of a job detail request): a query resolves a
+    # copy of each expression it is given, never the expression itself, so one serves every query.
     lines = (
         SpendEntry.objects.filter(job=OuterRef("pk"), kind=SpendKind.CACHE_SAVING)
         .order_by()
@@ -82,13 +116,11 @@ def saved_annotation() -> dict[str, Any]:
         .annotate(total=Sum("amount_usd"))
         .values("total")
     )
-    return {
-        SAVED_ANNOTATION: Coalesce(
-            Subquery(lines, output_field=models.DecimalField(max_digits=10, decimal_places=4)),
-            Value(Decimal("0")),
-            output_field=models.DecimalField(max_digits=10, decimal_places=4),
-        )
-    }
+    return Coalesce(
+        Subquery(lines, output_field=models.DecimalField(max_digits=10, decimal_places=4)),
+        Value(Decimal("0")),
+        output_field=models.DecimalField(max_digits=10, decimal_places=4),
+    )
 
 
 def _file_url(source: str, help_text: str) -> serializers.FileField:
@@ -131,10 +163,7 @@ class SegmentSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        request = self.context.get("request")
-        if request is None:
-            return segment_state(instance)
-        return segment_state(instance, url_of=lambda field: request.build_absolute_uri(field.url))
+        return segment_state(instance, url_of=_url_of(self.context))
 
 
 class ReferenceImageSerializer(serializers.Serializer):
@@ -150,21 +179,44 @@ class ReferenceImageSerializer(serializers.Serializer):
     sha256 = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
 
+    def to_representation(self, instance: ReferenceImage) -> dict[str, Any]:
+        return reference_image_state(instance, url_of=_url_of(self.context))
+
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_segment_index(self, image: ReferenceImage) -> int | None:
-        if image.segment_id is None:
-            return None
-        # Answer from what is already loaded (the job's prefetched segments, or the segment the
-        # service attached), so listing images never costs a query per image.
-        if ReferenceImage.segment.is_cached(image):
-            return image.segment.index
-        if ReferenceImage.job.is_cached(image) and "segments" in getattr(
-            image.job, "_prefetched_objects_cache", {}
-        ):
-            for segment in image.job.segments.all():
-                if segment.id == image.segment_id:
-                    return segment.index
+        return image_segment_index(image)
+
+
+def image_segment_index(image: ReferenceImage) -> int | None:
+    """The index of the segment an image guides (None: the whole job), without a query per image."""
+    if image.segment_id is None:
+        return None
+    # Answer from what is already loaded (the job's prefetched segments, or the segment the
+    # service attached), so listing images never costs a query per image.
+    if ReferenceImage.segment.is_cached(image):
         return image.segment.index
+    if ReferenceImage.job.is_cached(image) and "segments" in getattr(
+        image.job, "_prefetched_objects_cache", {}
+    ):
+        for segment in image.job.segments.all():
+            if segment.id == image.segment_id:
+                return segment.index
+    return image.segment.index
+
+
+def reference_image_state(image: ReferenceImage, *, url_of: Callable[[FieldFile], str]) -> dict[str, Any]:
+    """ReferenceImageSerializer's fields, built directly."""
+    return {
+        "id": image.id,
+        "url": _file(image.image, url_of),
+        "segment_index": image_segment_index(image),
+        "content_type": image.content_type,
+        "width": image.width,
+        "height": image.height,
+        "size_bytes": image.size_bytes,
+        "sha256": image.sha256,
+        "created_at": _datetime(image.created_at),
+    }
 
 
 class _JobCommonSerializer(serializers.Serializer):
@@ -219,18 +271,66 @@ class _JobCommonSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(read_only=True, allow_null=True)
     finished_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
+    def to_representation(self, instance: VideoJob) -> dict[str, Any]:
+        return job_common_state(instance, url_of=_url_of(self.context))
+
     @extend_schema_field(EnumField(enum_name="SegmentationModeEnum", values=list(SEGMENTATION_MODES)))
     def get_segmentation_mode(self, job: VideoJob) -> str:
-        return "manual" if job.strategy == "manual" else "auto"
+        return segmentation_mode(job)
 
     @extend_schema_field(_money())
     def get_cost_saved_usd(self, job: VideoJob) -> str:
-        # The list annotates it (SAVED_ANNOTATION: one subquery for the page); a single job asks the
-        # ledger (one query, however many segments).
-        saved = getattr(job, SAVED_ANNOTATION, None)
-        if saved is None:
-            saved = ledger.job_saved(job.id)
-        return _MONEY_FORMAT.to_representation(saved)
+        return _MONEY_FORMAT.to_representation(cost_saved(job))
+
+
+def segmentation_mode(job: VideoJob) -> str:
+    return "manual" if job.strategy == "manual" else "auto"
+
+
+def cost_saved(job: VideoJob) -> Decimal:
+    # The list and the detail annotate it (SAVED_ANNOTATION: a subquery of the query that loads the
+    # jobs); a job loaded without it asks the ledger (one query, however many segments).
+    saved = getattr(job, SAVED_ANNOTATION, None)
+    return ledger.job_saved(job.id) if saved is None else saved
+
+
+def job_common_state(job: VideoJob, *, url_of: Callable[[FieldFile], str]) -> dict[str, Any]:
+    """_JobCommonSerializer's fields, built directly, in their declared order."""
+    return {
+        "id": str(job.id),
+        "owner": job.owner.get_username(),
+        "title": job.title,
+        "prompt": job.prompt,
+        "duration_seconds": float(job.duration_seconds),
+        "segment_seconds": float(job.segment_seconds),
+        "segmentation_mode": segmentation_mode(job),
+        "strategy": job.strategy,
+        "continuity": job.continuity,
+        "reference_fit": job.reference_fit,
+        "provider": job.provider,
+        "model": job.model,
+        "size": job.size,
+        "fps": int(job.fps),
+        "status": job.status,
+        "progress": float(job.progress),
+        "error": job.error,
+        "cost_estimate_usd": _MONEY_FORMAT.to_representation(job.cost_estimate_usd),
+        "billed_seconds_estimate": float(job.billed_seconds_estimate),
+        "cost_spent_usd": _MONEY_FORMAT.to_representation(job.cost_spent_usd),
+        "cost_saved_usd": _MONEY_FORMAT.to_representation(cost_saved(job)),
+        "fallback_models": [str(name) for name in job.fallback_models],
+        "use_cache": bool(job.use_cache),
+        "notices": [str(notice) for notice in job.notices],
+        "output_url": _file(job.output_video, url_of),
+        "poster_url": _file(job.poster_image, url_of),
+        "output_duration_seconds": None
+        if job.output_duration_seconds is None
+        else float(job.output_duration_seconds),
+        "created_at": _datetime(job.created_at),
+        "updated_at": _datetime(job.updated_at),
+        "started_at": _datetime(job.started_at),
+        "finished_at": _datetime(job.finished_at),
+    }
 
 
 class VideoJobListSerializer(_JobCommonSerializer):
@@ -240,6 +340,13 @@ class VideoJobListSerializer(_JobCommonSerializer):
 
     segment_count = serializers.IntegerField(read_only=True)
     segments_done = serializers.IntegerField(read_only=True)
+
+    def to_representation(self, instance: VideoJob) -> dict[str, Any]:
+        return {
+            **super().to_representation(instance),
+            "segment_count": int(instance.segment_count),
+            "segments_done": int(instance.segments_done),
+        }
 
 
 class VideoJobDetailSerializer(_JobCommonSerializer):
@@ -251,6 +358,18 @@ class VideoJobDetailSerializer(_JobCommonSerializer):
     segment_count = serializers.SerializerMethodField()
     segments = SegmentSerializer(many=True, read_only=True)
     reference_images = ReferenceImageSerializer(many=True, read_only=True)
+
+    def to_representation(self, instance: VideoJob) -> dict[str, Any]:
+        url_of = _url_of(self.context)
+        segments = instance.segments.all()
+        return {
+            **job_common_state(instance, url_of=url_of),
+            "segment_count": len(segments),
+            "segments": [segment_state(segment, url_of=url_of) for segment in segments],
+            "reference_images": [
+                reference_image_state(image, url_of=url_of) for image in instance.reference_images.all()
+            ],
+        }
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_segment_count(self, job: VideoJob) -> int:
