@@ -10,7 +10,7 @@ through jobs.work_queue after commit; events through jobs.events after commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -70,11 +70,17 @@ class ReferenceUpload:
 
 
 def video_job_submit(
-    *, owner: Any, spec: JobSpec, references: Sequence[ReferenceUpload] = (), render: bool = False
+    *,
+    owner: Any,
+    spec: JobSpec,
+    references: Sequence[ReferenceUpload] = (),
+    render: bool = False,
+    also: Callable[[VideoJob], None] | None = None,
 ) -> VideoJob:
-    """Plan `spec`, check its images, then store the job with its segments and images and (when
-    `render`) queue it, all in one transaction: a refusal anywhere (a bad image, a budget cap, a
-    reference mode with no image) leaves nothing behind. The one path for the API, the CLI and the page.
+    """Plan `spec`, check its images, then store the job with its segments and images, run `also(job)`
+    (what another app stores with it, e.g. a callback URL) and (when `render`) queue it, all in one
+    transaction: a refusal anywhere (a bad image, a budget cap, a reference mode with no image, the
+    other app's part) leaves nothing behind. The one path for the API, the CLI and the page.
     """
     checked = plan_job(spec)  # outside any transaction: the llm planner may take seconds
     images = [(upload, check_reference_image(upload.file, field=upload.field)) for upload in references]
@@ -84,6 +90,8 @@ def video_job_submit(
             job = _store_job(owner, checked)
             for upload, image in images:
                 stored.append(_store_image(job, image, upload.segment_index).image.name)
+            if also is not None:
+                also(job)
             if render:
                 job = video_job_render(job=job)
     except Exception:

@@ -326,6 +326,7 @@ def job_common_state(job: VideoJob, *, url_of: Callable[[FieldFile], str]) -> di
         "output_duration_seconds": None
         if job.output_duration_seconds is None
         else float(job.output_duration_seconds),
+        "version": int(job.version_number),
         "created_at": _datetime(job.created_at),
         "updated_at": _datetime(job.updated_at),
         "started_at": _datetime(job.started_at),

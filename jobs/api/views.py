@@ -8,8 +8,8 @@ catalog_views.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from idempotency.decorators import idempotent
 from jobs import planning, selectors, services
+from jobs.models import VideoJob
 from jobs.services import ReferenceUpload
 
 from .base import JobAPIView
@@ -106,19 +107,23 @@ class VideoJobListCreateView(JobAPIView):
         data = serializer.validated_data
         extensions = {name: data[name] for name in EXTENSION_FIELDS if name in data}
         check_create_extensions(extensions)
-        # One transaction: if another app's part (a callback URL) cannot be stored, no job is either, so a
-        # client retrying with its Idempotency-Key after the error gets one job, not two.
-        with transaction.atomic():
-            job = services.video_job_submit(
-                owner=request.user,
-                spec=job_spec(data),
-                references=[
-                    ReferenceUpload(file=upload, field=f"reference_image.{position}")
-                    for position, upload in enumerate(uploads)
-                ],
-                render=data["render"],
-            )
-            extra = attach_create_extensions(owner=request.user, job=job, data=extensions)
+        extra: dict[str, Any] = {}
+
+        def attach(job: VideoJob) -> None:
+            extra.update(attach_create_extensions(owner=request.user, job=job, data=extensions))
+
+        # In the job's own transaction: if another app's part (a callback URL) cannot be stored, no job is
+        # either, so a client retrying with its Idempotency-Key after the error gets one job, not two.
+        job = services.video_job_submit(
+            owner=request.user,
+            spec=job_spec(data),
+            references=[
+                ReferenceUpload(file=upload, field=f"reference_image.{position}")
+                for position, upload in enumerate(uploads)
+            ],
+            render=data["render"],
+            also=attach if extensions else None,
+        )
         response = self.job_response(job.id, status.HTTP_201_CREATED)
         response.data.update(extra)
         response["Location"] = request.build_absolute_uri(
