@@ -266,6 +266,9 @@ def segment_complete(
     rendered_by = f"{segment.render_provider}:{segment.render_model}"
     try:
         with transaction.atomic():
+            # The job's lock first, so racing completions number their takes one after the other (the
+            # losers then fail the claim below, and their takes roll back with it).
+            lock_job_of_segment(segment_id)
             take = _new_take(segment, rendered_by, cost_usd, cached=cached_from_id is not None)
             segment = _move_segment(
                 segment_id,
@@ -446,6 +449,7 @@ def job_complete(*, job_id: uuid.UUID | str, output: File, poster: File | None, 
     new_files = [f.name for f in (job.output_video, job.poster_image) if f]
     try:
         with transaction.atomic():
+            VideoJob.objects.select_for_update().filter(id=job_id).first()  # racing assemblies: one at a time
             version = _new_version(job, duration)
             job = _move_job(
                 job_id,
