@@ -239,6 +239,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     args.counts = sorted({int(n) for n in args.segments.split(",") if n.strip()})
     if len(args.counts) < 2 or args.counts[0] < 1 or args.runs < 1:
         parser.error("--segments takes at least two positive counts; --runs must be positive")
@@ -295,6 +296,7 @@ def main(argv: Sequence[str]) -> int:
         f"job {snapshot.ms[large]:.1f} ms (target < {SNAPSHOT_TARGET_MS:g} ms): "
         f"{'met' if snapshot_ok else 'MISSED'}."
     )
+    print(f"Load average (1 min) before the run {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}.")
     return 0 if snapshot_ok and not superlinear else 1
 
 

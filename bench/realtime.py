@@ -443,6 +443,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     layers = parse_list(args.layers, str)
     process_counts = parse_list(args.processes, int)
     if not layers or not process_counts or min(process_counts) < 1:
@@ -539,6 +540,7 @@ def main(argv: Sequence[str]) -> int:
     print("\n".join(lines))
     print()
     print(f"Missed: deliveries that had not arrived {DELIVERY_TIMEOUT:g} s after the event was published.")
+    print(f"Load average (1 min) before the run {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}.")
     return 0 if met else 1
 
 
