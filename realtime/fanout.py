@@ -64,9 +64,6 @@ class LoopFanout:
                 assert self.channel is not None
                 await self.layer.group_discard(group, self.channel)
 
-    def size(self, group: str) -> int:
-        return len(self.members.get(group, ()))
-
     async def _read(self) -> None:
         assert self.channel is not None
         while True:
