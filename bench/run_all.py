@@ -23,6 +23,7 @@ BENCHMARKS = {
     "embedded": ["bench/embedded.py"],
     "api": ["bench/api.py"],
     "realtime": ["bench/realtime.py"],
+    "long_job": ["bench/long_job.py"],
 }
 
 

@@ -12,11 +12,16 @@ Cross-process layers (channels_redis) are thread-agnostic but keep one connectio
 `async_to_sync` from a plain thread (a Celery worker, a render thread) makes a new loop per call, so every
 event would open a new Redis connection (about 4 ms here, and connection churn at scale). Instead each
 process keeps one publisher loop on a daemon thread and sends every event through it.
+
+An event is encoded to JSON once, here, not once per socket: the channel-layer message carries the text
+the browser receives and the group it is for, and each web process's fan-out (realtime.fanout) hands
+that text to the process's sockets following the job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -103,6 +108,16 @@ def _deliver(layer: BaseChannelLayer, group: str, message: dict[str, Any]) -> No
     _run_on(_publisher(), layer, group, message)
 
 
+def event_text(
+    job_id: uuid.UUID | str, event: str, data: dict[str, Any], job: dict[str, Any] | None = None
+) -> str:
+    """The event as the socket sends it: {"event", "job_id", "data"[, "job"]} in compact JSON."""
+    body: dict[str, Any] = {"event": event, "job_id": str(job_id), "data": data}
+    if job is not None:
+        body["job"] = job
+    return json.dumps(body, separators=(",", ":"))
+
+
 def publish(
     job_id: uuid.UUID | str, event: str, data: dict[str, Any], *, job: dict[str, Any] | None = None
 ) -> None:
@@ -110,10 +125,9 @@ def publish(
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "job.event", "event": event, "job_id": str(job_id), "data": data}
-    if job is not None:
-        message["job"] = job
     try:
-        _deliver(layer, job_group(job_id), message)
+        group = job_group(job_id)
+        text = event_text(job_id, event, data, job)
+        _deliver(layer, group, {"type": "job.event", "group": group, "text": text})
     except Exception:  # the event is advisory: the database already holds the truth
         log.warning("could not publish %s for job %s", event, job_id, exc_info=True)

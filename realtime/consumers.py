@@ -1,6 +1,10 @@
 """The job socket: authenticate, check the job is visible, join its group, send a snapshot, forward
 events. It changes nothing; jobs publishes the events (jobs.events, delivered by realtime.broadcast).
 
+The socket joins its job's group through the process's fan-out (realtime.fanout), not as a channel of
+its own: the layer delivers each event once per process, and the fan-out hands the encoded text to
+`deliver`. Events that arrive before the snapshot has been sent are held and sent right after it.
+
 Refusals accept first and then close with a code, because a socket refused during the handshake reaches
 the browser as a bare 1006 with no reason; after accepting, the page can tell "log in again" (4401) from
 "no such job" (4404) and stop reconnecting.
@@ -17,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import broadcast
+from .fanout import loop_fanout
 from .groups import job_group
 from .snapshot import job_snapshot
 
@@ -31,6 +36,8 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     job_id: uuid.UUID | None = None
     _last_snapshot: float = 0.0
+    # Events received before the snapshot went out, in order; None once they flow straight through.
+    _held: list[str] | None = None
 
     async def connect(self) -> None:
         broadcast.remember_consumer_loop(asyncio.get_running_loop())
@@ -46,7 +53,8 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the snapshot: an event committed in between is then delivered after the
         # snapshot instead of being lost (at worst it repeats what the snapshot already shows).
         group = job_group(self.job_id)
-        await self.channel_layer.group_add(group, self.channel_name)
+        self._held = []
+        await loop_fanout(self.channel_layer).join(group, self.deliver)
         self.group = group
         snapshot = await self._snapshot()
         if snapshot is None:  # not the user's job (404, not 403: existence is not revealed)
@@ -55,6 +63,10 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         await self.send_json({"event": "snapshot", "job": snapshot})
+        # Whatever arrived meanwhile, in order; deliver keeps appending until the list is empty.
+        while self._held:
+            await self.send(text_data=self._held.pop(0))
+        self._held = None
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
@@ -70,12 +82,12 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
                 return
             await self.send_json({"event": "snapshot", "job": snapshot})
 
-    async def job_event(self, message: dict[str, Any]) -> None:
-        """Channel-layer messages of type "job.event" (see realtime.broadcast.publish)."""
-        event = {"event": message["event"], "job_id": message["job_id"], "data": message["data"]}
-        if "job" in message:
-            event["job"] = message["job"]
-        await self.send_json(event)
+    async def deliver(self, text: str) -> None:
+        """An event for this socket's job, already encoded (realtime.broadcast.publish), sent as is."""
+        if self._held is not None:
+            self._held.append(text)
+            return
+        await self.send(text_data=text)
 
     async def _snapshot(self) -> dict[str, Any] | None:
         self._last_snapshot = time.monotonic()
@@ -87,8 +99,8 @@ class VideoJobConsumer(AsyncJsonWebsocketConsumer):
 
     async def _leave(self) -> None:
         if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+            group, self.group = self.group, None
+            await loop_fanout(self.channel_layer).leave(group, self.deliver)
 
 
 class NoSuchSocketConsumer(AsyncJsonWebsocketConsumer):

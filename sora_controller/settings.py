@@ -177,9 +177,32 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 
 # --- Realtime -------------------------------------------------------------------------------------
+# CHANNEL_LAYER picks the Redis layer when REDIS_URL is set. "pubsub" (default): Redis PUBLISH/SUBSCRIBE,
+# one message per event per web process, nothing stored; in bench/realtime.py it delivers faster than
+# "core" (channels_redis' list-and-sorted-set layer, which keeps messages briefly for consumers that are
+# momentarily not listening and caps each channel's backlog).
+CHANNEL_LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+CHANNEL_LAYER_OPTIONS: dict[str, dict[str, object]] = {
+    "pubsub": {},
+    # A web process receives every event of every job its sockets follow on one channel
+    # (realtime.fanout), and the core layer drops what exceeds a channel's capacity (its default, 100,
+    # is sized for one consumer): a burst across many jobs needs more room. Publishers check it.
+    "core": {"capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000)},
+}
+CHANNEL_LAYER = env_str("CHANNEL_LAYER", "pubsub")
+if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
+    raise ImproperlyConfigured(
+        f"CHANNEL_LAYER must be one of {', '.join(CHANNEL_LAYER_BACKENDS)}, got {CHANNEL_LAYER!r}"
+    )
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
+            "CONFIG": {"hosts": [REDIS_URL], **CHANNEL_LAYER_OPTIONS[CHANNEL_LAYER]},
+        }
     }
 else:
     # Reaches only consumers in this process: right for the embedded default, where the web server and

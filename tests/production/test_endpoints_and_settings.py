@@ -76,7 +76,8 @@ def test_production_environment_selects_postgres_redis_celery_and_s3():
     assert settings_in(env, "s.DATABASES['default']['ENGINE']") == "django.db.backends.postgresql"
     assert settings_in(env, "s.TASK_RUNNER, s.CELERY_BROKER_URL") == "celery redis://127.0.0.1:6379/12"
     assert (
-        settings_in(env, "s.CHANNEL_LAYERS['default']['BACKEND']") == "channels_redis.core.RedisChannelLayer"
+        settings_in(env, "s.CHANNEL_LAYERS['default']['BACKEND']")
+        == "channels_redis.pubsub.RedisPubSubChannelLayer"
     )
     assert settings_in(env, "s.STORAGES['default']['BACKEND']") == "storages.backends.s3.S3Storage"
     assert settings_in(env, "s.STORAGES['default']['OPTIONS']['querystring_auth']") == "True"
@@ -86,6 +87,17 @@ def test_production_environment_selects_postgres_redis_celery_and_s3():
     # Persistent connections through a pool (per-request threads under daphne would leak them).
     assert settings_in(env, "s.DATABASES['default']['OPTIONS']['pool']['max_size']") == "20"
     assert settings_in({**env, "DB_POOL_MAX_SIZE": "0"}, "s.DATABASES['default']['CONN_MAX_AGE']") == "60"
+
+
+def test_channel_layer_is_chosen_by_env_and_an_unknown_one_is_refused():
+    core = {**PRODUCTION_ENV, "CHANNEL_LAYER": "core"}
+    assert (
+        settings_in(core, "s.CHANNEL_LAYERS['default']['BACKEND']") == "channels_redis.core.RedisChannelLayer"
+    )
+    # The core layer drops messages beyond a channel's capacity; a web process's one channel needs room.
+    assert settings_in(core, "s.CHANNEL_LAYERS['default']['CONFIG']['capacity']") == "10000"
+    result = manage("check", env={**PRODUCTION_ENV, "CHANNEL_LAYER": "kafka"})
+    assert result.returncode != 0 and "CHANNEL_LAYER must be one of pubsub, core" in result.stderr
 
 
 def test_missing_secret_key_in_production_is_refused():

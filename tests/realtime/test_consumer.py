@@ -20,7 +20,7 @@ from jobs import render_state, services
 from jobs.events import JOB_STATUS
 from jobs.events import SEGMENT_STATE as FRAME_PROGRESS
 from jobs.models import JobStatus, SegmentStatus
-from realtime import broadcast
+from realtime import broadcast, consumers
 from realtime.broadcast import publish
 from realtime.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from rendering.transport import inprocess_runner
@@ -140,6 +140,30 @@ def test_a_worker_thread_publish_reaches_the_consumer_promptly(user):
     # Without delivery on the consumer's own loop the event waits for an unrelated wake-up (here: the
     # receive timeout, 5 s).
     assert elapsed < 1.0
+
+
+def test_an_event_published_while_the_snapshot_is_read_comes_right_after_it(user, monkeypatch):
+    """The socket joins the job's group before reading the snapshot; an event arriving in between is
+    held and sent after the snapshot, never before it (the page starts from the snapshot)."""
+    job = make_job(user)
+    payload = {"status": "queued", "progress": 0, "output_url": None, "error": ""}
+    read_snapshot = consumers.job_snapshot
+
+    def snapshot_with_an_event_meanwhile(**kwargs):
+        publish(job.id, JOB_STATUS, payload)  # from the database thread, as a worker would
+        return read_snapshot(**kwargs)
+
+    monkeypatch.setattr(consumers, "job_snapshot", snapshot_with_an_event_meanwhile)
+
+    async def scenario(communicator) -> list[dict]:
+        await communicator.connect(timeout=5)
+        messages = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+        await communicator.disconnect()
+        return messages
+
+    first, second = async_to_sync(scenario)(socket_for(job.id, user=user))
+    assert first["event"] == "snapshot"
+    assert second == {"event": JOB_STATUS, "job_id": str(job.id), "data": payload}
 
 
 def test_publish_from_the_consumers_own_loop_does_not_deadlock(user):

@@ -1,6 +1,7 @@
 """The job socket on the production layer: channels_redis on a real Redis server, PostgreSQL, the full
 ASGI stack (origin check, session cookie through AuthMiddlewareStack, routing). Events are produced by
-the real services, published after commit.
+the real services, published after commit. Every test runs on both Redis layers (CHANNEL_LAYER=core
+and pubsub): production may use either.
 
 Run by `make test-postgres` (DATABASE_URL and REDIS_URL set).
 """
@@ -18,8 +19,10 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.core.files.base import ContentFile
+from redis.asyncio import Redis
 
 from jobs import render_state, services
 from jobs.events import JOB_ASSEMBLY, JOB_STATUS
@@ -37,16 +40,33 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 QUIET_SECONDS = 11.0
 
 
-@pytest.fixture(autouse=True)
-def _on_redis():
+@pytest.fixture(autouse=True, params=["core", "pubsub"])
+def _on_redis(request, settings):
     if not settings.REDIS_URL:
         pytest.fail("REDIS_URL must be set for the Redis socket tests (make test-postgres sets it)")
+    backend = settings.CHANNEL_LAYER_BACKENDS[request.param]
+    # The production hosts (with their timeouts) and the options of the layer under test; channels drops its
+    # cached layer when the setting changes.
+    hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+    config = {"hosts": hosts, **settings.CHANNEL_LAYER_OPTIONS[request.param]}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": config}}
     layer = get_channel_layer()
-    assert type(layer).__name__ == "RedisChannelLayer", layer
+    assert f"{type(layer).__module__}.{type(layer).__name__}" == backend, layer
 
 
 async def group_size(group: str) -> int:
+    """How many sockets the layer holds in `group`, asked of Redis. Call it on the loop the sockets
+    ran on: the pub/sub layer's subscriptions belong to that loop's connection."""
     layer = get_channel_layer()
+    if isinstance(layer, RedisPubSubChannelLayer):
+        # A group is a Redis subscription of each process with members in it (dropped with the last).
+        client = Redis.from_url(settings.REDIS_URL)
+        try:
+            [(_, subscribers)] = await client.pubsub_numsub(layer._get_group_channel_name(group))
+        finally:
+            await client.aclose()
+        return subscribers
+    # The core layer keeps a group in a sorted set of channel names.
     key = layer._group_key(group)
     return await layer.connection(layer.consistent_hash(group)).zcard(key)
 
@@ -160,6 +180,32 @@ def test_every_watcher_gets_the_events_and_a_late_joiner_gets_the_truth(user, no
     assert early_next == late_next and early_next["data"]["progress"] == 90.0
 
 
+def test_sockets_of_one_process_share_one_membership_and_each_gets_every_event(user):
+    """A web process joins a job's group once, however many of its sockets follow the job
+    (realtime.fanout); each socket still gets each event once, and the last one out leaves the group."""
+    job = make_job(user)
+    payload = {"index": 0, "status": "rendering", "progress": 3.0, "attempts": 1}
+
+    async def scenario(sockets: list[WebsocketCommunicator]) -> tuple[int, list[dict], int]:
+        for socket in sockets:
+            await socket.connect(timeout=10)
+            await socket.receive_json_from(timeout=10)
+        members = await group_size(job_group(job.id))
+        await asyncio.to_thread(publish, job.id, FRAME_PROGRESS, payload)
+        received = [await socket.receive_json_from(timeout=10) for socket in sockets]
+        for socket in sockets:
+            assert await socket.receive_nothing(timeout=0.2)  # no second copy
+            await socket.disconnect()
+        return members, received, await group_size(job_group(job.id))
+
+    members, received, members_after = async_to_sync(scenario)(
+        [socket_for(job.id, user=user) for _ in range(3)]
+    )
+    assert members == 1
+    assert [m["data"] for m in received] == [payload] * 3
+    assert members_after == 0
+
+
 def test_anonymous_socket_is_closed_with_4401(user):
     job = make_job(user)
     assert async_to_sync(close_code)(socket_for(job.id)) == CLOSE_UNAUTHENTICATED
@@ -167,9 +213,15 @@ def test_anonymous_socket_is_closed_with_4401(user):
 
 def test_another_users_job_is_closed_with_4404_and_gets_nothing(user, other_user, no_dispatch):
     job = make_job(user)
-    assert async_to_sync(close_code)(socket_for(job.id, user=other_user)) == CLOSE_NOT_FOUND
-    # And the refused socket did not stay in the job's group (channels_redis keeps a group in a zset).
-    assert async_to_sync(group_size)(job_group(job.id)) == 0
+
+    async def scenario(communicator: WebsocketCommunicator) -> tuple[int, int]:
+        code = await close_code(communicator)
+        return code, await group_size(job_group(job.id))
+
+    code, members = async_to_sync(scenario)(socket_for(job.id, user=other_user))
+    assert code == CLOSE_NOT_FOUND
+    # And the refused socket did not stay in the job's group.
+    assert members == 0
 
 
 def test_staff_may_watch_anyones_job(user, staff_user):
