@@ -25,7 +25,8 @@ demo: install
 	$(PY) manage.py render "A paper boat sails down a rain-filled gutter at dusk. \
 	It tumbles over a small waterfall into a storm drain and glides through glowing tunnels. \
 	It emerges into a calm harbour at sunrise as gulls circle overhead." \
-	  --duration 30 --strategy sentences --output out/demo.mp4 || exit 1
+	  --duration 30 --strategy sentences --user demo --output out/demo.mp4 || exit 1
+	@echo "The video is also in the workspace: run 'make serve' and log in as the user it prints (demo)."
 
 # The whole suite: SQLite (embedded default) first, then the PostgreSQL-backed tests.
 test: install
