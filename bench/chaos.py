@@ -176,13 +176,19 @@ class Chaos:
         self.fleet = fleet
         self.redis_server = redis_server
         self.rng = random.Random(args.seed)
-        # Once every job is in (a restart earlier would fail the submitter's enqueue: the web process's
-        # problem, not the fleet's), while the last jobs' clips are still at the provider.
-        self.redis_restart_at = args.spacing * (args.jobs - 1) + self.rng.uniform(0.2, 0.8) * args.latency
+        # Drawn now so the RNG's sequence does not depend on when the submitter finishes.
+        self.redis_restart_delay = self.rng.uniform(0.2, 0.8) * args.latency
+        self.redis_restart_at: float | None = None  # set once every job is in (see submitted)
         self.redis_restarted_at: float | None = None
         self.next_kill_at = self.rng.uniform(*args.kill_gap)
         self.comes_back: dict[str, float] = {}  # victim -> when it is started again
         self.kills: list[Kill] = []
+
+    def submitted(self, now: float) -> None:
+        """Every job is in: Redis restarts within the provider latency that follows, while the last
+        jobs' clips are still in flight. Not before: a broker down while a render is asked for fails
+        that request (the web process's problem, which this bench does not measure)."""
+        self.redis_restart_at = now + self.redis_restart_delay
 
     def step(self, now: float) -> None:
         for victim, due in list(self.comes_back.items()):
@@ -196,7 +202,11 @@ class Chaos:
             self.kills.append(Kill(round(now, 1), victim, rendering, assembling))
             self.comes_back[victim] = now + self.rng.uniform(*self.args.down_for)
             self.next_kill_at = now + self.rng.uniform(*self.args.kill_gap)
-        if self.redis_restarted_at is None and now >= self.redis_restart_at:
+        if (
+            self.redis_restarted_at is None
+            and self.redis_restart_at is not None
+            and now >= self.redis_restart_at
+        ):
             self.redis_restarted_at = round(now, 1)
             self.redis_server.restart(down_for=self.rng.uniform(*self.args.down_for))
 
@@ -250,6 +260,7 @@ def run(args: argparse.Namespace, work: Path) -> RunResult:
             if submitter is not None and submitter.poll() is not None:
                 wait_submitter(submitter, timeout=1)
                 submitter = None
+                chaos.submitted(now)
             watch.sample()
             if submitter is None and all_finished(args.jobs):
                 finished = True
