@@ -11,6 +11,7 @@ phase within RECOVERY_BOUND seconds."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,10 +34,9 @@ RECOVERY_BOUND = 40.0
 def test_jobs_survive_killed_worker_broker_restart_and_killed_assembler(tmp_path, settings, fleet_api):
     # Given a fleet of its own, with 5 s provider renders so the kill lands while every clip is in flight
     fleet_api.reset(fleet_config(latency=5.0))
-    media_root, data_dir = tmp_path / "media", tmp_path / "data"
-    media_root.mkdir()
+    # The workers store clips where this process looks for them (the test's own media root).
+    media_root, data_dir = Path(settings.MEDIA_ROOT), tmp_path / "data"
     data_dir.mkdir()
-    settings.MEDIA_ROOT = media_root  # where this process looks for the clips the workers stored
     redis_server = RedisServer(free_port(), tmp_path)
     env = fleet_env(
         database_url=database_url(),
