@@ -297,7 +297,7 @@ def report(args: argparse.Namespace, result: RunResult, load: str) -> None:
         f"{args.spacing:g} s apart, on 2 submit/poll workers (concurrency {args.worker_concurrency}), "
         f"1 assembler and beat, PostgreSQL and a Redis without persistence; provider latency "
         f"{args.latency:g} s; seed {args.seed}; {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"settings: {settings_text}\n"
+        f"settings: {settings_text}"
     )
     stall_text = f"{'>= ' if not result.finished else ''}{stall.seconds:.1f} s"
     if stall.what:
