@@ -2,8 +2,8 @@
 
 - `submit_jobs` creates and renders N jobs on the OpenAI-Videos protocol (the fake API in tests), each
   with a few 4 s segments whose prompts are unique, so the provider's per-prompt create count is a
-  per-segment create count. Run it as `python -m tests.support.chaos --jobs N ...` in the fleet's
-  environment (`submit_in`), so the render messages reach the fleet's own broker whatever broker the
+  per-segment create count. `start_submitter` runs it as `python -m tests.support.chaos --jobs N ...`
+  in the fleet's environment, so the render messages reach the fleet's own broker whatever broker the
   calling process is configured with.
 - `StallWatch` samples the database: for every segment in flight and every job between its last segment
   and its video, how long since its row last changed. The longest such gap is how long the fleet took,
