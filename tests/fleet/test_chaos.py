@@ -87,5 +87,6 @@ def test_jobs_survive_killed_worker_broker_restart_and_killed_assembler(tmp_path
     outcome = measure(fleet_api.stats.creates_by_prompt)
     assert outcome.jobs_completed == JOBS, outcome.unfinished
     # Exactly one create per segment at the provider, despite the kills and the lost broker.
-    assert (outcome.segments, outcome.creates, outcome.double_created) == (segments, segments, 0)
+    assert outcome.segments == outcome.creates == segments
+    assert outcome.double_created == outcome.never_created == 0
     assert outcome.clips_lost == 0

@@ -85,7 +85,8 @@ def test_measure_counts_lost_clips_and_creates_per_segment(chaos_owner):
 
     assert (outcome.jobs, outcome.jobs_completed, outcome.segments) == (2, 1, 4)
     assert outcome.clips_lost == 2
-    assert (outcome.creates, outcome.double_created, outcome.creates_per_segment) == (4, 1, 1.0)
+    assert (outcome.creates, outcome.double_created, outcome.never_created) == (4, 1, 1)
+    assert outcome.creates_per_segment == 1.0  # a double create and a lost one cancel out in the ratio
     assert outcome.unfinished == ["job 1: rendering (segments: 1 completed, 1 rendering)"]
 
 

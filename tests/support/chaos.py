@@ -174,6 +174,7 @@ class Outcome:
     clips_lost: int  # segments that failed or never completed, or whose clip file is missing
     creates: int  # provider creates for this run's segments
     double_created: int  # segments created more than once at the provider
+    never_created: int  # segments the provider never saw (their render message was lost, say)
     unfinished: list[str]  # "job N: status (segments ...)" for every job that did not complete
 
     @property
@@ -207,6 +208,7 @@ def measure(creates_by_prompt: Mapping[str, int]) -> Outcome:
         clips_lost=lost,
         creates=sum(creates),
         double_created=sum(1 for c in creates if c > 1),
+        never_created=sum(1 for c in creates if c == 0),
         unfinished=unfinished,
     )
 
