@@ -5,8 +5,7 @@ once at the provider, no clip is lost.
 
 The broker restart loses every poll message the dead worker held, so only database state can bring those
 segments back: the fleet runs with the short recovery settings of tests/support/fleet.py (FAST_RECOVERY:
-reaper interval, visibility timeout, and the leases where this checkout has them) and must finish each
-phase within RECOVERY_BOUND seconds."""
+10 s leases, the reaper every 2 s) and must finish each phase within RECOVERY_BOUND seconds."""
 
 from __future__ import annotations
 
@@ -26,8 +25,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(tra
 
 JOBS = 3
 SEGMENTS = 3
-# How long one phase may take to recover: the leases of FAST_RECOVERY (10 s) plus the reaper's interval
-# (2 s) plus a restarted worker's start-up, with room for a loaded machine.
+# How long one phase may take to recover: a lease or a requeue wait of FAST_RECOVERY (10 s), the reaper's
+# interval (2 s) and a restarted worker's start-up, with room for a loaded machine.
 RECOVERY_BOUND = 40.0
 
 
