@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,7 @@ class RunResult:
     kills: list[Kill]
     redis_restarted_at: float | None
     recovery: dict[str, str]
+    started_at: datetime  # when the first job was submitted (wall clock, to place the longest stall)
 
 
 class Chaos:
@@ -218,6 +220,8 @@ class Chaos:
 def run(args: argparse.Namespace, work: Path) -> RunResult:
     """Start the fleet, submit the jobs, make chaos until every job finished or the time limit; then
     measure. Every process is stopped on the way out, whatever happened."""
+    from django.utils import timezone
+
     from rendering.fake_api import FakeConfig, FakeVideoServer
 
     media_root, data_dir = work / "media", work / "data"
@@ -256,7 +260,7 @@ def run(args: argparse.Namespace, work: Path) -> RunResult:
             seed=args.seed,
             spacing=args.spacing,
         )
-        began = time.monotonic()
+        began, started_at = time.monotonic(), timezone.now()
         chaos = Chaos(args, fleet, redis_server)
         watch = StallWatch()
         finished = False
@@ -280,6 +284,7 @@ def run(args: argparse.Namespace, work: Path) -> RunResult:
             kills=chaos.kills,
             redis_restarted_at=chaos.redis_restarted_at,
             recovery=recovery,
+            started_at=started_at,
         )
     finally:
         if submitter is not None and submitter.poll() is None:
@@ -304,8 +309,9 @@ def report(args: argparse.Namespace, result: RunResult, load: str) -> None:
         f"settings: {settings_text}"
     )
     stall_text = f"{'>= ' if not result.finished else ''}{stall.seconds:.1f} s"
-    if stall.what:
-        stall_text += f" ({stall.what})"
+    if stall.what and stall.since is not None:
+        began = (stall.since - result.started_at).total_seconds()
+        stall_text += f" ({stall.what}, from {began:.1f} s)"
     kills_text = ", ".join(f"{by_victim[v]} {v}" for v in VICTIMS if by_victim[v]) or "none"
     restarted = result.redis_restarted_at
     redis_text = f"Redis restarted at {restarted:g} s" if restarted is not None else "Redis not restarted"

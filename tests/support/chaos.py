@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +116,7 @@ def chaos_jobs():
 class Stall:
     seconds: float = 0.0
     what: str = ""
+    since: datetime | None = None  # the row's last change before the gap (to line it up with the kills)
 
 
 @dataclass
@@ -152,18 +153,18 @@ class StallWatch:
         busy_jobs = set()
         for job_id, index, status, updated_at in in_flight:
             busy_jobs.add(job_id)
-            self._note(now - updated_at, f"job {number.get(job_id, '?')} segment {index + 1} ({status})")
+            self._note(now, updated_at, f"job {number.get(job_id, '?')} segment {index + 1} ({status})")
         for job_id, status, updated_at, last_segment_change in jobs:
             if status == JobStatus.ASSEMBLING:
-                self._note(now - updated_at, f"job {number[job_id]} (assembling)")
+                self._note(now, updated_at, f"job {number[job_id]} (assembling)")
             elif status in RENDERING_JOB_STATUSES and job_id not in busy_jobs:
                 last = max(updated_at, last_segment_change or updated_at)
-                self._note(now - last, f"job {number[job_id]} (segments settled, assembly not begun)")
+                self._note(now, last, f"job {number[job_id]} (segments settled, assembly not begun)")
 
-    def _note(self, gap: timedelta, what: str) -> None:
-        seconds = gap.total_seconds()
+    def _note(self, now: datetime, since: datetime, what: str) -> None:
+        seconds = (now - since).total_seconds()
         if seconds > self.longest.seconds:
-            self.longest = Stall(seconds, what)
+            self.longest = Stall(seconds, what, since)
 
 
 @dataclass
