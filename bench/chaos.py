@@ -7,6 +7,8 @@ every queued message), two submit/poll workers, an assembler and celery beat. Cl
 OpenAI-Videos stand-in (rendering/fake_api) with a latency, so polls are in flight when the kills land;
 the assembler's ffmpeg waits --assembly-delay seconds before each run so a kill can land mid-assembly.
 Jobs arrive --spacing seconds apart. A seeded RNG chooses each victim, when it dies and when it comes back.
+A process that exits by itself (a Celery worker can die of a broker restart) is started again after
+SUPERVISOR_DELAY, as the deployment's supervisor would, and reported.
 
 Prints a markdown table: jobs completed, creates per segment (provider creates / segments: 1.00 means no
 double create), longest stall (the longest time any in-flight segment or assembling job went without its
@@ -63,6 +65,7 @@ API_KEY = "sk-chaos-bench"
 TARGET_STALL_SECONDS = 60.0
 SAMPLE_SECONDS = 0.5
 VICTIMS = ("worker-1", "worker-2", "assembler", "beat")
+SUPERVISOR_DELAY = 1.0  # seconds before a process that exited by itself is started again
 
 
 @dataclass
@@ -71,6 +74,13 @@ class Kill:
     victim: str
     rendering: int  # segments rendering when it died
     assembling: int  # jobs assembling when it died
+
+
+@dataclass
+class Exit:
+    at: float  # seconds since the first job was submitted (when it was noticed, within SAMPLE_SECONDS)
+    process: str
+    code: int | None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -169,6 +179,7 @@ class RunResult:
     finished: bool  # every job finished before the time limit
     seconds: float
     kills: list[Kill]
+    exits: list[Exit]
     redis_restarted_at: float | None
     recovery: dict[str, str]
     started_at: datetime  # when the first job was submitted (wall clock, to place the longest stall)
@@ -189,6 +200,7 @@ class Chaos:
         self.next_kill_at = self.rng.uniform(*args.kill_gap)
         self.comes_back: dict[str, float] = {}  # victim -> when it is started again
         self.kills: list[Kill] = []
+        self.exits: list[Exit] = []  # processes that died without being killed
 
     def submitted(self, now: float) -> None:
         """Every job is in: Redis restarts within the provider latency that follows, while the last
@@ -197,6 +209,7 @@ class Chaos:
         self.redis_restart_at = now + self.redis_restart_delay
 
     def step(self, now: float) -> None:
+        self._supervise(now)
         for victim, due in list(self.comes_back.items()):
             if now >= due:
                 self.fleet[victim].start()
@@ -215,6 +228,16 @@ class Chaos:
         ):
             self.redis_restarted_at = round(now, 1)
             self.redis_server.restart(down_for=self.rng.uniform(*self.args.down_for))
+
+    def _supervise(self, now: float) -> None:
+        """Start again, after SUPERVISOR_DELAY, a process that exited without being killed, as the
+        deployment's supervisor does (docker-compose `restart: unless-stopped`, a Procfile platform)."""
+        for name in VICTIMS:
+            process = self.fleet[name]
+            if name not in self.comes_back and not process.running:
+                code = process.process.returncode if process.process is not None else None
+                self.exits.append(Exit(round(now, 1), name, code))
+                self.comes_back[name] = now + SUPERVISOR_DELAY
 
 
 def run(args: argparse.Namespace, work: Path) -> RunResult:
@@ -282,6 +305,7 @@ def run(args: argparse.Namespace, work: Path) -> RunResult:
             finished=finished,
             seconds=time.monotonic() - began,
             kills=chaos.kills,
+            exits=chaos.exits,
             redis_restarted_at=chaos.redis_restarted_at,
             recovery=recovery,
             started_at=started_at,
@@ -322,7 +346,8 @@ def report(args: argparse.Namespace, result: RunResult, load: str) -> None:
     print(f"| longest stall | {stall_text} | <= {TARGET_STALL_SECONDS:g} s |")
     print(f"| clips lost | {outcome.clips_lost} of {outcome.segments} | 0 |")
     print(f"| total time | {result.seconds:.1f} s{'' if result.finished else ' (time limit)'} | |")
-    print(f"| kills made | {len(result.kills)} ({kills_text}); {redis_text} | |")
+    exits_text = f"; {len(result.exits)} exits on their own, restarted" if result.exits else ""
+    print(f"| kills made | {len(result.kills)} ({kills_text}); {redis_text}{exits_text} | |")
     targets = [
         ("jobs", outcome.jobs == args.jobs and outcome.jobs_completed == args.jobs),
         # Every segment created exactly once (a double and a lost create would cancel out in the ratio).
@@ -336,6 +361,9 @@ def report(args: argparse.Namespace, result: RunResult, load: str) -> None:
     )
     kills = "; ".join(f"{k.at:g} s {k.victim} ({k.rendering}/{k.assembling})" for k in result.kills)
     print(f"\nKills (when, victim, segments rendering / jobs assembling at that moment): {kills or 'none'}")
+    if result.exits:
+        exits = "; ".join(f"{e.at:g} s {e.process} (exit code {e.code})" for e in result.exits)
+        print(f"Exited without being killed (started again after {SUPERVISOR_DELAY:g} s): {exits}")
     if outcome.double_created or outcome.never_created:
         print(
             f"Segments created at the provider more than once: {outcome.double_created}; "
