@@ -346,7 +346,7 @@ def report(args: argparse.Namespace, result: RunResult, load: str) -> None:
     print(f"| longest stall | {stall_text} | <= {TARGET_STALL_SECONDS:g} s |")
     print(f"| clips lost | {outcome.clips_lost} of {outcome.segments} | 0 |")
     print(f"| total time | {result.seconds:.1f} s{'' if result.finished else ' (time limit)'} | |")
-    exits_text = f"; {len(result.exits)} exits on their own, restarted" if result.exits else ""
+    exits_text = f"; crashes by themselves: {len(result.exits)}, restarted" if result.exits else ""
     print(f"| kills made | {len(result.kills)} ({kills_text}); {redis_text}{exits_text} | |")
     targets = [
         ("jobs", outcome.jobs == args.jobs and outcome.jobs_completed == args.jobs),
