@@ -215,7 +215,7 @@ class Chaos:
                 self.fleet[victim].start()
                 del self.comes_back[victim]
         if len(self.kills) < self.args.kills and now >= self.next_kill_at:
-            victim = self.rng.choice([v for v in VICTIMS if v not in self.comes_back])
+            victim = self._alive_from(self.rng.randrange(len(VICTIMS)))
             rendering, assembling = in_flight_counts()
             self.fleet[victim].kill()
             self.kills.append(Kill(round(now, 1), victim, rendering, assembling))
@@ -228,6 +228,15 @@ class Chaos:
         ):
             self.redis_restarted_at = round(now, 1)
             self.redis_server.restart(down_for=self.rng.uniform(*self.args.down_for))
+
+    def _alive_from(self, index: int) -> str:
+        """The victim drawn, or the next one up if it is down: the RNG's draws stay the same whatever is
+        down at that moment, so a seed replays the same schedule as far as the machine's timing allows."""
+        for offset in range(len(VICTIMS)):
+            name = VICTIMS[(index + offset) % len(VICTIMS)]
+            if name not in self.comes_back:
+                return name
+        raise RuntimeError("every process is down at once")  # cannot happen: at most one kill is pending
 
     def _supervise(self, now: float) -> None:
         """Start again, after SUPERVISOR_DELAY, a process that exited without being killed, as the
