@@ -195,6 +195,7 @@ class Chaos:
         self.rng = random.Random(args.seed)
         # Drawn now so the RNG's sequence does not depend on when the submitter finishes.
         self.redis_restart_delay = self.rng.uniform(0.2, 0.8) * args.latency
+        self.redis_down_for = self.rng.uniform(*args.down_for)
         self.redis_restart_at: float | None = None  # set once every job is in (see submitted)
         self.redis_restarted_at: float | None = None
         self.next_kill_at = self.rng.uniform(*args.kill_gap)
@@ -216,27 +217,29 @@ class Chaos:
                 del self.comes_back[victim]
         if len(self.kills) < self.args.kills and now >= self.next_kill_at:
             victim = self._alive_from(self.rng.randrange(len(VICTIMS)))
-            rendering, assembling = in_flight_counts()
-            self.fleet[victim].kill()
-            self.kills.append(Kill(round(now, 1), victim, rendering, assembling))
-            self.comes_back[victim] = now + self.rng.uniform(*self.args.down_for)
             self.next_kill_at = now + self.rng.uniform(*self.args.kill_gap)
+            down_for = self.rng.uniform(*self.args.down_for)
+            if victim is not None:
+                rendering, assembling = in_flight_counts()
+                self.fleet[victim].kill()
+                self.kills.append(Kill(round(now, 1), victim, rendering, assembling))
+                self.comes_back[victim] = now + down_for
         if (
             self.redis_restarted_at is None
             and self.redis_restart_at is not None
             and now >= self.redis_restart_at
         ):
             self.redis_restarted_at = round(now, 1)
-            self.redis_server.restart(down_for=self.rng.uniform(*self.args.down_for))
+            self.redis_server.restart(down_for=self.redis_down_for)
 
-    def _alive_from(self, index: int) -> str:
+    def _alive_from(self, index: int) -> str | None:
         """The victim drawn, or the next one up if it is down: the RNG's draws stay the same whatever is
         down at that moment, so a seed replays the same schedule as far as the machine's timing allows."""
         for offset in range(len(VICTIMS)):
             name = VICTIMS[(index + offset) % len(VICTIMS)]
             if name not in self.comes_back:
                 return name
-        raise RuntimeError("every process is down at once")  # cannot happen: at most one kill is pending
+        return None  # everything is down already: this kill slot passes
 
     def _supervise(self, now: float) -> None:
         """Start again, after SUPERVISOR_DELAY, a process that exited without being killed, as the
