@@ -10,13 +10,15 @@ from datetime import timedelta
 
 import pytest
 import redis
+from celery import current_app
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from jobs.models import JobStatus, Segment, SegmentStatus
+from sora_controller.celery import app as project_app
 from tests.factories import UserFactory, VideoJobFactory
 from tests.support.chaos import OWNER, StallWatch, measure
-from tests.support.fleet import ManagedProcess, RedisServer, free_port, recovery_env
+from tests.support.fleet import ManagedProcess, RedisServer, free_port, recovery_env, wait_workers_ready
 
 
 @pytest.fixture
@@ -147,3 +149,9 @@ def test_redis_restart_starts_from_an_empty_broker(tmp_path):
         assert client.llen("submit") == 0
     finally:
         server.stop()
+
+
+def test_waiting_for_workers_leaves_the_callers_celery_app_current():
+    wait_workers_ready("redis://127.0.0.1:1/0", [])  # nothing to wait for: only the probe is made
+
+    assert current_app._get_current_object() is project_app  # tasks still go to the caller's broker

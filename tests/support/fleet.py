@@ -258,7 +258,8 @@ def node_name(name: str) -> str:
 def wait_workers_ready(broker_url: str, workers: list[ManagedProcess], timeout: float = 60.0) -> None:
     """Wait until every worker answers a ping on `broker_url` (a probe app of its own, so the caller's
     Celery configuration, which may name another broker, plays no part)."""
-    probe = Celery("fleet-probe", broker=broker_url)
+    # Not the current app: Celery's current_app would otherwise send the caller's own tasks to this broker.
+    probe = Celery("fleet-probe", broker=broker_url, set_as_current=False)
     try:
         waiting = {node_name(w.name): w for w in workers}
         deadline = time.monotonic() + timeout
