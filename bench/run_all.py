@@ -24,6 +24,7 @@ BENCHMARKS = {
     "api": ["bench/api.py"],
     "realtime": ["bench/realtime.py"],
     "long_job": ["bench/long_job.py"],
+    "chaos": ["bench/chaos.py"],
 }
 
 

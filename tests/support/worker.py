@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from sora_controller.celery import app as celery_app
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.fleet import celery_worker, node_name
 
 
 def database_url() -> str:
@@ -29,6 +24,8 @@ def database_url() -> str:
 
 
 class Worker:
+    """A `celery worker` subprocess on the test's broker (the command is tests.support.fleet's)."""
+
     def __init__(
         self,
         name: str,
@@ -36,36 +33,15 @@ class Worker:
         log_path: Path,
         *,
         concurrency: int = 2,
-        queues: str | None = "submit,poll,assemble",
+        queues: str = "submit,poll,assemble",
     ) -> None:
         self.name = name
-        self.node = f"{name}@{socket.gethostname()}"
+        self.node = node_name(name)
         self.log_path = log_path
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "sora_controller",
-            "worker",
-            "--loglevel=INFO",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            "-n",
-            self.node,
-            "--without-gossip",
-            "--without-mingle",
-            "-O",
-            "fair",
-        ]
-        if queues:
-            cmd += ["-Q", queues]
-        full_env = {**os.environ, **env}
-        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        # A session of its own, so the whole process group (parent and pool children) can be killed.
-        self.process = subprocess.Popen(
-            cmd, cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.managed = celery_worker(
+            name, {**os.environ, **env}, log_path, queues=queues, concurrency=concurrency
+        ).start()
+        self.process = self.managed.process
 
     def wait_ready(self, timeout: float = 40.0) -> None:
         deadline = time.monotonic() + timeout
@@ -78,17 +54,10 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool: no warm shutdown, no message given back."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        self.managed.kill()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+        self.managed.stop(timeout=15)
 
 
 def worker_env(media_root: Path, data_dir: Path, **extra: str) -> dict[str, str]:
