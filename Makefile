@@ -63,7 +63,8 @@ serve: install
 	$(PY) manage.py serve_info --port $(PORT)
 	DEBUG=$${DEBUG:-1} $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) sora_controller.asgi:application
 
-# Runs every benchmark under bench/ (PostgreSQL and Redis needed for pipeline, api and realtime)
+# Runs every benchmark under bench/ (PostgreSQL and Redis needed for pipeline, api and realtime;
+# PostgreSQL and the redis-server binary for chaos, which runs its own Redis on port 6391)
 # and rewrites the README's tables with the figures.
 bench: install
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

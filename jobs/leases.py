@@ -15,8 +15,8 @@ fixed staleness (it was 10 minutes), every piece of work says by when it will co
 
 The reaper (rendering.reaper, every REAPER_INTERVAL_SECONDS) resumes whatever is past its expiry. The
 worst case from a crash to recovery is therefore about LEASE_SECONDS plus the longest poll wait plus
-REAPER_INTERVAL_SECONDS (30 + 15 + 10 s by default), and REQUEUE_AFTER_SECONDS plus the interval for a
-lost message (40 + 10 s).
+REAPER_INTERVAL_SECONDS (20 + 15 + 5 s by default), and REQUEUE_AFTER_SECONDS plus the interval for a
+lost message (25 + 5 s).
 
 No double creates: only the holder of a segment's lease may take a step on it. Taking a step is one
 conditional UPDATE (the token matches, or there is none, or it has expired), so of two runs only one

@@ -254,10 +254,12 @@ POLL_QUEUE = "poll"
 # renewed by a heartbeat every third of it, or for its poll countdown plus LEASE_SECONDS while it waits;
 # a message sent to the workers must be picked up within REQUEUE_AFTER_SECONDS. The reaper (celery beat
 # on the fleet, the runner itself on the embedded default) resumes whatever is past its lease every
-# REAPER_INTERVAL_SECONDS, so a crash costs at most about LEASE_SECONDS + the poll wait + the interval.
-LEASE_SECONDS = env_float("LEASE_SECONDS", 30.0)
-REQUEUE_AFTER_SECONDS = env_float("REQUEUE_AFTER_SECONDS", 40.0)
-REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 10.0)
+# REAPER_INTERVAL_SECONDS, so a crash costs at most about LEASE_SECONDS + the poll wait + the interval
+# (20 + 15 + 5 s), and a resumed run lost again about LEASE_SECONDS + REQUEUE_AFTER_SECONDS + twice the
+# interval (bench/chaos.py: the longest stall stays under 60 s). A sweep is two indexed queries.
+LEASE_SECONDS = env_float("LEASE_SECONDS", 20.0)
+REQUEUE_AFTER_SECONDS = env_float("REQUEUE_AFTER_SECONDS", 25.0)
+REAPER_INTERVAL_SECONDS = env_float("REAPER_INTERVAL_SECONDS", 5.0)
 # On the embedded default the in-process runner sweeps for stalled work itself (there is no beat).
 EMBEDDED_REAPER = env_bool("EMBEDDED_REAPER", True)
 # --- Idempotency-Key (idempotency app) ------------------------------------------------------------
