@@ -107,6 +107,7 @@ function initNewJob(config) {
   let nextUid = 1;
   let image = { file: null, valid: true, message: "" };
   let previewUrl = null;
+  let drag = null; // {card, target}: a card being dragged by its handle
 
   const planned = () => cards.length > 0;
 
@@ -246,38 +247,49 @@ function initNewJob(config) {
       event.preventDefault();
       moveCard(card, event.key === "ArrowUp" ? -1 : 1, null);
     });
-    // Drag by the handle; drop on any card.
+    // Drag by the handle (mouse, pen or touch: pointer events, so phones can drag too) and drop on
+    // any card; the card goes where it was dropped.
     const handle = $("[data-role=handle]", node);
-    handle.addEventListener("dragstart", (event) => {
-      event.dataTransfer.setData("text/plain", String(card.uid));
-      event.dataTransfer.effectAllowed = "move";
+    handle.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0) return;
+      event.preventDefault();
+      handle.setPointerCapture(event.pointerId);
       node.classList.add("dragging");
+      drag = { card, target: null };
     });
-    handle.addEventListener("dragend", () => node.classList.remove("dragging"));
+    handle.addEventListener("pointermove", (event) => {
+      if (!drag || drag.card !== card) return;
+      const under = document.elementFromPoint(event.clientX, event.clientY);
+      const target = under && under.closest("#cards > li");
+      if (drag.target && drag.target !== target) drag.target.classList.remove("drop-target");
+      drag.target = target && target !== node ? target : null;
+      if (drag.target) drag.target.classList.add("drop-target");
+    });
+    const endDrag = (event) => {
+      if (!drag || drag.card !== card) return;
+      const target = drag.target;
+      drag = null;
+      node.classList.remove("dragging");
+      if (handle.hasPointerCapture(event.pointerId)) handle.releasePointerCapture(event.pointerId);
+      if (!target || event.type === "pointercancel") return;
+      target.classList.remove("drop-target");
+      const to = cards.findIndex((c) => c.node === target);
+      const from = cards.indexOf(card);
+      if (to < 0 || from === to) return;
+      cards.splice(from, 1);
+      cards.splice(to, 0, card);
+      renderCards();
+      handle.focus();
+      announce(`Card ${from + 1} moved to position ${to + 1} of ${cards.length}.`);
+      changed();
+    };
+    handle.addEventListener("pointerup", endDrag);
+    handle.addEventListener("pointercancel", endDrag);
     handle.addEventListener("keydown", (event) => {
       if (event.key === "ArrowUp" || event.key === "ArrowDown") {
         event.preventDefault();
         moveCard(card, event.key === "ArrowUp" ? -1 : 1, "handle");
       }
-    });
-    node.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      event.dataTransfer.dropEffect = "move";
-      node.classList.add("drop-target");
-    });
-    node.addEventListener("dragleave", () => node.classList.remove("drop-target"));
-    node.addEventListener("drop", (event) => {
-      event.preventDefault();
-      node.classList.remove("drop-target");
-      const uid = Number(event.dataTransfer.getData("text/plain"));
-      const from = cards.findIndex((c) => c.uid === uid);
-      const to = cards.indexOf(card);
-      if (from < 0 || from === to) return;
-      const [moved] = cards.splice(from, 1);
-      cards.splice(to, 0, moved);
-      renderCards();
-      announce(`Card moved to position ${to + 1} of ${cards.length}.`);
-      changed();
     });
     return node;
   }

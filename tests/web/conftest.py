@@ -112,6 +112,9 @@ def workspace(tmp_path_factory) -> Iterator[Workspace]:
         # The Videos protocol is offered (its key is set; the page only prices it, nothing renders there);
         # fal and Veo stay unconfigured, so the page shows them disabled.
         SORA_API_KEY="sk-test-not-used",
+        # One render at a time: a job's first card finishes while the others wait, so the tests can
+        # play a finished card (and the preview so far) while the rest still renders.
+        INPROCESS_WORKERS="1",
     )
     _manage(env, "migrate", "--noinput", "--verbosity", "0")
     created = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
@@ -146,6 +149,39 @@ def page(browser, workspace) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def phone(browser, workspace) -> Iterator[Any]:
+    """Like `page`, at a 390x844 phone viewport with touch."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, base_url=workspace.url, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+# axe-core's impacts that fail a page; "moderate" and "minor" are reported in the artifacts only.
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+
+def check_accessibility(page: Any, name: str) -> None:
+    """Run axe-core (shipped inside axe-playwright-python, no network) on the page as it is now; fail
+    on serious or critical violations and keep the whole report in test-artifacts/."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(results.response["violations"], indent=1))
+    blocking = [v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+    assert not blocking, f"axe on {name}:\n" + "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}" for v in blocking
+    )
 
 
 def screenshot(page: Any, name: str) -> Path:
