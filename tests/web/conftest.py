@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ SCRUBBED = {
 SETUP = """
 import json
 import os
+import re
 from django.contrib.auth import get_user_model
 from jobs import services
 users = {}
@@ -182,6 +184,40 @@ def check_accessibility(page: Any, name: str) -> None:
     assert not blocking, f"axe on {name}:\n" + "\n".join(
         f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}" for v in blocking
     )
+
+
+def _luminance(rgb: tuple[int, ...]) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours (opaque ones)."""
+    light, dark = sorted(
+        (_luminance(tuple(int(float(n)) for n in re.findall(r"[\d.]+", c)[:3])) for c in (first, second)),
+        reverse=True,
+    )
+    return (light + 0.05) / (dark + 0.05)
+
+
+def assert_focus_visible(page: Any) -> None:
+    """The focused element shows a solid ring at least 2 px wide with 3:1 contrast against the page
+    (WCAG 2.2 focus appearance), reached by the keyboard."""
+    style = page.evaluate(
+        """() => {
+            const s = getComputedStyle(document.activeElement);
+            return {style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: s.outlineColor,
+                    background: getComputedStyle(document.body).backgroundColor,
+                    tag: document.activeElement.tagName};
+        }"""
+    )
+    assert style["style"] == "solid" and style["width"] >= 2, style
+    assert contrast(style["color"], style["background"]) >= 3, style
+    assert contrast(style["color"], "rgb(255, 255, 255)") >= 3, style
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from .conftest import check_accessibility, log_in, screenshot
+from .conftest import assert_focus_visible, check_accessibility, log_in, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +85,19 @@ def estimate_settled(page) -> None:
 
 def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_list(page, workspace):
     check = expect()
+    page.goto("/login/")
+    check_accessibility(page, "login")
     log_in(page, workspace, "alice")
     open_new_video(page)
+    check_accessibility(page, "new-video")
+    # Focus is visible, with contrast, on what the keyboard reaches.
+    page.get_by_test_id("title-input").focus()
+    page.keyboard.press("Tab")
+    assert_focus_visible(page)
+    page.get_by_label("Size", exact=True).focus()
+    page.keyboard.press("Tab")  # the Plan button
+    assert page.evaluate("document.activeElement.dataset.testid") == "plan-button"
+    assert_focus_visible(page)
     # Providers without credentials are offered disabled, with the reason in words.
     check(page.locator("#id_provider option[value=fal]")).to_be_disabled()
     check(page.get_by_test_id("unavailable-fal")).to_contain_text("needs FAL_KEY")
@@ -196,6 +207,15 @@ def test_iterate_in_place_play_preview_rerender_takes_and_versions(page, workspa
     page.get_by_test_id("submit-job").click()
     page.wait_for_url(JOB_URL)
     job_id = job_id_of(page)
+    # Everything the live region says is recorded, to check that it announces progress.
+    page.evaluate(
+        """() => {
+            window.said = [];
+            const region = document.querySelector('[data-testid=announcer]');
+            new MutationObserver(() => window.said.push(region.textContent))
+                .observe(region, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
     # Ask for a notification while it renders.
     page.get_by_test_id("job-notify").click()
     check(page.get_by_test_id("job-notify")).to_be_hidden()
@@ -227,11 +247,29 @@ def test_iterate_in_place_play_preview_rerender_takes_and_versions(page, workspa
         "data-status", "completed", timeout=RENDER_TIMEOUT_MS
     )
     check(page.get_by_test_id("announcer")).to_have_text("The video is ready.")
+    said = page.evaluate("window.said")
+    assert "Segment 1 completed." in said and "The video is ready." in said, said
     page.wait_for_function("window.__notes.includes('Your video is ready')")
     assert page.title().startswith("Ready")
     check(page.get_by_test_id("version-1-link")).to_be_attached()
     first_version = page.get_by_test_id("version-1-link").get_attribute("href")
     check_accessibility(page, "job-completed")
+
+    # The job's elapsed time showed while it rendered; now this model has a history, so a reloaded page
+    # gives an ETA while a card re-renders.
+    page.reload()
+    check(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+    assert (
+        page.evaluate("JSON.parse(document.getElementById('workspace-config').textContent).eta.samples") >= 4
+    )
+    page.get_by_test_id("segment-3-rerender").click()
+    page.wait_for_function(
+        "/elapsed · (about .* left|taking longer than usual)/.test("
+        "document.querySelector('[data-testid=job-timing]').textContent)",
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    check(page.get_by_test_id("version-2-link")).to_be_attached(timeout=RENDER_TIMEOUT_MS)
+    first_version = page.get_by_test_id("version-1-link").get_attribute("href")
 
     # Watch the video, then edit card 2 and re-render just that card.
     play(page, "job-video")
@@ -245,23 +283,23 @@ def test_iterate_in_place_play_preview_rerender_takes_and_versions(page, workspa
         "data-status", "completed", timeout=RENDER_TIMEOUT_MS
     )
     check(page.get_by_test_id("segment-1-prompt")).to_have_text("The lamp flares gold over the wet glass.")
-    # Version 2 is offered, not forced on the person watching version 1.
+    # Version 3 is offered, not forced on the person watching the video.
     check(page.get_by_test_id("new-version")).to_be_visible()
     assert page.evaluate("document.querySelector('[data-testid=job-video]').src") == playing
     page.get_by_test_id("new-version-play").click()
-    check(page.get_by_test_id("playing-version")).to_have_text("(version 2)")
+    check(page.get_by_test_id("playing-version")).to_have_text("(version 3)")
     check(page.get_by_test_id("new-version")).to_be_hidden()
 
-    # Compare card 2's takes side by side and go back to take 1: a third version, from the picked takes.
+    # Compare card 2's takes side by side and go back to take 1: a new version, from the picked takes.
     page.get_by_test_id("segment-1-takes").click()
     check(page.locator("[data-testid=segment-1-takes-panel] video")).to_have_count(2)
     check(page.get_by_test_id("segment-1-take-2-pick")).to_have_text("In use")
     screenshot(page, "job-takes-1280")
     page.get_by_test_id("segment-1-take-1-pick").click()
     check(page.get_by_test_id("segment-1-take")).to_have_text("· take 1", timeout=RENDER_TIMEOUT_MS)
-    check(page.get_by_test_id("version-3-link")).to_be_attached(timeout=RENDER_TIMEOUT_MS)
+    check(page.get_by_test_id("version-4-link")).to_be_attached(timeout=RENDER_TIMEOUT_MS)
     versions = page.request.get(f"/api/video-jobs/{job_id}/versions/").json()
-    assert [v["number"] for v in versions] == [3, 2, 1] and versions[0]["takes"] == [1, 1, 1, 1]
+    assert [v["number"] for v in versions] == [4, 3, 2, 1] and versions[0]["takes"] == [1, 1, 1, 2]
 
     # The old version's link still plays; its download is named after the title.
     page.get_by_test_id("versions-box").locator("summary").click()
@@ -315,6 +353,9 @@ def test_cancel_asks_first_then_duplicate_and_delete(page, workspace):
     check(page.get_by_test_id(f"job-row-{job_id}")).to_have_count(0)
     check(page.get_by_test_id("announcer")).to_contain_text("was deleted")
     assert page.request.get(f"/api/video-jobs/{job_id}/").status == 404
+    # The deleted job's page is the project's own 404, accessible too.
+    assert page.goto(f"/jobs/{job_id}/").status == 404
+    check_accessibility(page, "not-found")
 
 
 def test_the_storyboard_on_a_phone(phone, workspace):
