@@ -217,10 +217,12 @@ def _form_choices() -> dict[str, Any]:
     segment = settings.DEFAULT_SEGMENT_SECONDS
     slider_max = _slider_max(segment)
     default = min(SLIDER_DEFAULT_SECONDS, slider_max)
+    providers = provider_catalog()
     return {
         "strategies": _strategy_options(),
         "continuities": Continuity.choices,
-        "providers": provider_catalog(),
+        "providers": providers,
+        "unavailable": [p for p in providers if not p["available"]],
         "default_provider": settings.DEFAULT_PROVIDER,
         "duration_min": segment,
         "duration_max": slider_max,

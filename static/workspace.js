@@ -686,6 +686,8 @@ function initJobPage(config) {
       const open = takesPanel.hidden;
       takesPanel.hidden = !open;
       takesButton.setAttribute("aria-expanded", String(open));
+      // An open card takes the timeline's whole width, so its takes sit side by side.
+      item.classList.toggle("takes-open", open);
       if (open) await loadTakes(index, item);
     });
   }
