@@ -197,6 +197,8 @@ function initNewJob(config) {
     if (!result.ok) {
       cost.textContent = "—";
       detail.textContent = errorText(result);
+      $("#cards-cost").textContent = "—";
+      $("#cards-cost-detail").textContent = detail.textContent;
       return;
     }
     showPlan(result.data);
@@ -209,6 +211,9 @@ function initNewJob(config) {
     let text = `${plural(plan.segments.length, "segment")}, ${plan.billed_seconds} s billed for ${plan.planned_seconds} s shown${perSecond}`;
     if (plan.trimmed_seconds > 0) text += `; ${plan.trimmed_seconds} s trimmed`;
     $("#cost-detail").textContent = text;
+    // The same figures under the cards, where the person is editing (the side panel is the live one).
+    $("#cards-cost").textContent = formatMoney(Number(plan.cost_usd));
+    $("#cards-cost-detail").textContent = text;
     if (!planned()) {
       $("#segment-count").textContent = plural(plan.segments.length, "segment");
       return;

@@ -14,9 +14,11 @@ while the others still wait:
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from PIL import Image
 
 from .conftest import assert_focus_visible, check_accessibility, log_in, screenshot
 
@@ -40,6 +42,12 @@ window.Notification = class {
 };
 window.Notification.permission = 'default';
 """
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (20, 90, 160)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def expect():
@@ -164,9 +172,17 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     screenshot(page, "storyboard-cards-1280")
     check_accessibility(page, "new-video-cards")
 
-    # Save a draft on the free local provider: stored with the cards as they are, nothing rendered.
+    # The estimate under the cards follows them too.
+    check(page.get_by_test_id("cards-estimate")).to_contain_text("4 segments")
+
+    # Save a draft on the free local provider: stored with the cards as they are, nothing rendered,
+    # with card 2's own reference image attached to its segment.
     page.get_by_label("Provider", exact=True).select_option("local")
     page.get_by_label("Size", exact=True).select_option("320x240")
+    page.get_by_label("Reference image for card 2 (optional)").set_input_files(
+        files=[{"name": "keyframe.png", "mimeType": "image/png", "buffer": png(320, 240)}]
+    )
+    check(page.locator("[data-testid=card-1] img")).to_be_visible()
     cards = card_prompts(page)
     page.get_by_test_id("save-draft").click()
     page.wait_for_url(JOB_URL)
@@ -178,6 +194,7 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     job = page.request.get(f"/api/video-jobs/{job_id}/").json()
     assert job["status"] == "draft" and job["segmentation_mode"] == "manual"
     assert [s["prompt"] for s in job["segments"]] == cards
+    assert [image["segment_index"] for image in job["reference_images"]] == [1]
     # A draft's card can still be edited in place (saved, not rendered).
     page.get_by_test_id("segment-3-edit").click()
     page.get_by_test_id("segment-3-prompt-input").fill("The boat reaches the harbour.")
