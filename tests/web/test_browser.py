@@ -1,5 +1,6 @@
 """The workspace in a real browser (headless Chromium) against a real daphne on the embedded default:
-make a video and watch it render live, manual segments, a bad upload, someone else's job.
+make a video and watch it render live, a bad upload, someone else's job. (Cards, takes, versions and
+the library: test_storyboard.py.)
 
 Screenshots land in test-artifacts/ (new-job and job pages at 1280 px and at 390 px phone width).
 """

@@ -404,7 +404,7 @@ def test_the_storyboard_on_a_phone(phone, workspace):
     check(page.get_by_test_id("job-status")).to_have_attribute(
         "data-status", "completed", timeout=RENDER_TIMEOUT_MS
     )
-    screenshot(page, "job-390")
+    screenshot(page, "storyboard-job-390")
     check_accessibility(page, "job-390")
     page.get_by_test_id("nav-jobs").click()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
