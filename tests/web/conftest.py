@@ -177,6 +177,7 @@ def check_accessibility(page: Any, name: str) -> None:
     on serious or critical violations and keep the whole report in test-artifacts/."""
     from axe_playwright_python.sync_playwright import Axe
 
+    page.wait_for_load_state("load")  # styled, so colour contrast is judged on what people see
     results = Axe().run(page)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(results.response["violations"], indent=1))
@@ -218,6 +219,21 @@ def assert_focus_visible(page: Any) -> None:
     assert style["style"] == "solid" and style["width"] >= 2, style
     assert contrast(style["color"], style["background"]) >= 3, style
     assert contrast(style["color"], "rgb(255, 255, 255)") >= 3, style
+
+
+def assert_fits_width(page: Any, width: int = 390) -> None:
+    """Nothing on the page scrolls sideways; on failure, name the elements that stick out. Measured once
+    the page (and its stylesheet) has loaded: an unstyled page is wider than any styled one."""
+    page.wait_for_load_state("load")
+    wide = page.evaluate(
+        """(width) => document.documentElement.scrollWidth <= width ? [] :
+            Array.from(document.querySelectorAll('body *'))
+                .filter((e) => e.getBoundingClientRect().right > width + 1)
+                .map((e) => `${e.tagName}.${e.className}#${e.id} ends at ${e.getBoundingClientRect().right}`)
+                .slice(0, 12)""",
+        width,
+    )
+    assert not wide, wide
 
 
 def screenshot(page: Any, name: str) -> Path:

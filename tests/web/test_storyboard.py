@@ -20,7 +20,7 @@ import re
 import pytest
 from PIL import Image
 
-from .conftest import assert_focus_visible, check_accessibility, log_in, screenshot
+from .conftest import assert_fits_width, assert_focus_visible, check_accessibility, log_in, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -382,7 +382,7 @@ def test_the_storyboard_on_a_phone(phone, workspace):
     open_new_video(page)
     page.get_by_test_id("title-input").fill("Phone kite")
     plan(page, "A red kite climbs over a windy beach. It loops twice and dives. It lands in the sand.", 30)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_fits_width(page)
     # Reorder by touch-friendly buttons and by keyboard.
     second = card_prompts(page)[1]
     page.get_by_role("button", name="Move card 2 up").click()
@@ -398,7 +398,7 @@ def test_the_storyboard_on_a_phone(phone, workspace):
         "data-status", "completed", timeout=RENDER_TIMEOUT_MS
     )
     check(page.get_by_test_id("segment-0-clip")).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_fits_width(page)
     page.get_by_test_id("segment-2-rerender").click()
     check(page.get_by_test_id("segment-2-take")).to_have_text("· take 2", timeout=RENDER_TIMEOUT_MS)
     check(page.get_by_test_id("job-status")).to_have_attribute(
@@ -407,6 +407,6 @@ def test_the_storyboard_on_a_phone(phone, workspace):
     screenshot(page, "storyboard-job-390")
     check_accessibility(page, "job-390")
     page.get_by_test_id("nav-jobs").click()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_fits_width(page)
     screenshot(page, "library-390")
     check_accessibility(page, "library-390")
