@@ -38,6 +38,7 @@ from .models import (
     VideoJob,
 )
 from .planning import CheckedJob, JobSpec, plan_job
+from .previews import preview_names
 from .render_state import recompute_progress
 from .transitions import SEGMENT_TRANSITIONS, check_move, claim_job, claim_segment
 from .uploads import CheckedImage, check_reference_image
@@ -359,6 +360,7 @@ def video_job_delete(*, job: VideoJob) -> None:
     for version in job.versions.all():
         files += [f.name for f in (version.video, version.poster) if f]
     files += [image.image.name for image in job.reference_images.all() if image.image]
+    files += preview_names(job)  # the "preview so far" files (jobs.previews)
     files = list(dict.fromkeys(files))  # takes and versions share their files with the segment and job
     with transaction.atomic():
         status = (

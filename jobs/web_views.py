@@ -9,22 +9,43 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs import selectors
 from jobs.catalogue import provider_rows
+from jobs.error_text import SENTENCES, explain
+from jobs.eta import segment_render_time
 from jobs.events import job_state
-from jobs.models import ACTIVE_JOB_STATUSES, Continuity
+from jobs.models import ACTIVE_JOB_STATUSES, Continuity, JobStatus
 from segmentation.registry import strategy_choices
 
 JOBS_PER_PAGE = 25
+SEARCH_MAX_CHARS = 200
+NIL = uuid.UUID(int=0)  # stands for a job id in URL templates the page fills in
+
+# What a reference image does in each continuity mode, in the person's words (rendering.frames and
+# jobs.selectors.segment_reference_image decide it; these sentences describe those rules).
+CONTINUITY_HINTS = {
+    Continuity.PARALLEL: "All cards render at once. A card's own image is that card's first frame; the image "
+    "for the whole video is the first frame of card 1.",
+    Continuity.CHAIN: "Cards render one after another, each starting from the previous clip's last frame. "
+    "Only card 1 uses an image (its own, or the one for the whole video); images on later cards are not "
+    "used.",
+    Continuity.REFERENCE: "The image for the whole video guides every card (on the model's reference "
+    "slots where it has them, otherwise as each card's first frame). This mode needs that image.",
+    Continuity.BRIDGE: "Each card runs from its own image to the next card's image (where the model takes a "
+    "last frame): give cards images to use as keyframes.",
+}
 # The new-job slider: whole segments of the default length, up to MAX_DURATION_SECONDS (the longest
 # job the planner accepts from any client).
 SLIDER_DEFAULT_SECONDS = 30.0
@@ -39,10 +60,35 @@ class WorkspaceLoginView(auth_views.LoginView):
 
 @login_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    # "My jobs": staff may open anyone's job by URL, but their home page lists their own.
-    jobs = selectors.video_job_list(user=request.user).filter(owner=request.user)
+    # "My videos": staff may open anyone's job by URL, but their home page lists their own.
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_CHARS]
+    status = request.GET.get("status", "")
+    if status not in JobStatus.values:
+        status = ""
+    jobs = selectors.video_job_list(user=request.user, status=status or None).filter(owner=request.user)
+    if query:
+        jobs = jobs.filter(Q(title__icontains=query) | Q(prompt__icontains=query))
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "jobs/list.html", {"page": page, "active_statuses": sorted(ACTIVE_JOB_STATUSES)})
+    kept = {key: value for key, value in (("q", query), ("status", status)) if value}
+    config = {
+        "page": "list",
+        "job_page": reverse("workspace:job-detail", kwargs={"job_id": NIL}),
+        "api": {
+            "job": reverse("api:video-job-detail", kwargs={"job_id": NIL}),
+            "render": reverse("api:video-job-render", kwargs={"job_id": NIL}),
+            "duplicate": reverse("api:video-job-duplicate", kwargs={"job_id": NIL}),
+        },
+    }
+    context = {
+        "page": page,
+        "query": query,
+        "status": status,
+        "statuses": JobStatus.choices,
+        "keep_query": f"{urlencode(kept)}&" if kept else "",
+        "active_statuses": sorted(ACTIVE_JOB_STATUSES),
+        "workspace": config,
+    }
+    return render(request, "jobs/list.html", context)
 
 
 @login_required
@@ -57,21 +103,43 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         raise Http404("No such job.")
     state = job_state(job)
     api_root = reverse("api:video-job-detail", kwargs={"job_id": job.id})
+    segment = f"{api_root}segments/{{index}}/"  # {index} (and {number}) are filled in by the page
+    render_time = segment_render_time(provider=job.provider, model=job.model)
     config = {
         "page": "job",
-        "job": state,
+        "job": {**state, "continuity": job.continuity},
         "ws_path": f"/ws/video-jobs/{job.id}/",
         "job_model": f"{job.provider}:{job.model}",
+        "now": timezone.now().isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "eta": {"segment_seconds": render_time.seconds, "samples": render_time.samples},
+        "error_sentences": SENTENCES,
+        "list_url": reverse("workspace:job-list"),
+        "job_page": reverse("workspace:job-detail", kwargs={"job_id": NIL}),
         "api": {
             "job": api_root,
             "render": reverse("api:video-job-render", kwargs={"job_id": job.id}),
             "retry": reverse("api:video-job-retry", kwargs={"job_id": job.id}),
             "cancel": reverse("api:video-job-cancel", kwargs={"job_id": job.id}),
-            # {index} is filled in by the page for the segment's button.
-            "segment_rerender": f"{api_root}segments/{{index}}/rerender/",
+            "versions": reverse("api:version-list", kwargs={"job_id": job.id}),
+            "preview": reverse("api:video-job-preview", kwargs={"job_id": job.id}),
+            "duplicate": reverse("api:video-job-duplicate", kwargs={"job_id": job.id}),
+            "segment": segment,
+            "segment_rerender": f"{segment}rerender/",
+            "takes": f"{segment}takes/",
+            "pick": f"{segment}takes/{{number}}/pick/",
         },
     }
-    return render(request, "jobs/detail.html", {"job": job, "state": state, "workspace": config})
+    # The page shows provider errors as sentences; the raw code stays in the admin and the API.
+    segments = [{**s, "error_text": explain(s["error"])} for s in state["segments"]]
+    context = {
+        "job": job,
+        "state": state,
+        "segments": segments,
+        "job_error": explain(job.error),
+        "workspace": config,
+    }
+    return render(request, "jobs/detail.html", context)
 
 
 def provider_catalog() -> list[dict[str, Any]]:
@@ -114,10 +182,13 @@ def _new_job_config() -> dict[str, Any]:
         "segment_seconds": segment,
         "duration": {"min": segment, "max": slider_max, "step": segment, "default": SLIDER_DEFAULT_SECONDS},
         "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+        "continuity_hints": {str(mode): text for mode, text in CONTINUITY_HINTS.items()},
         "api": {
             "jobs": reverse("api:video-job-list"),
             "estimate": reverse("api:estimate"),
-            "job_page": reverse("workspace:job-detail", kwargs={"job_id": uuid.UUID(int=0)}),
+            "job_page": reverse("workspace:job-detail", kwargs={"job_id": NIL}),
+            "render": reverse("api:video-job-render", kwargs={"job_id": NIL}),
+            "reference_images": reverse("api:reference-image-list", kwargs={"job_id": NIL}),
         },
     }
 
@@ -146,10 +217,12 @@ def _form_choices() -> dict[str, Any]:
     segment = settings.DEFAULT_SEGMENT_SECONDS
     slider_max = _slider_max(segment)
     default = min(SLIDER_DEFAULT_SECONDS, slider_max)
+    providers = provider_catalog()
     return {
         "strategies": _strategy_options(),
         "continuities": Continuity.choices,
-        "providers": provider_catalog(),
+        "providers": providers,
+        "unavailable": [p for p in providers if not p["available"]],
         "default_provider": settings.DEFAULT_PROVIDER,
         "duration_min": segment,
         "duration_max": slider_max,

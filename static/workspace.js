@@ -1,513 +1,31 @@
-// The web workspace's one ES module (no build step, nothing from the network but this site).
+// The job page: the storyboard after "Render". It applies the socket's snapshot and then its events
+// to the cards, and reconnects with backoff after a drop (a reconnect receives a fresh snapshot).
+// Progress comes from the server with every event; the page computes none of it.
 //
-// Two pages use it, told apart by the JSON config the server renders into the page:
-//   "new": the new-job form. The server prices the job as it changes (POST /api/estimate/, the same
-//          planner as the API and the CLI) and the form submits the job, with its reference image, in
-//          one request (POST /api/video-jobs/ as multipart: the job's JSON and the image).
-//   "job": the job page. It applies the socket's snapshot and then its events to the timeline, and
-//          reconnects with backoff after a drop (a reconnect receives a fresh snapshot). Progress comes
-//          from the server with every event; the page computes none of it.
+// Iterating in place: a finished segment's clip plays on its card while others still render; "Play the
+// finished part" asks the server for the preview so far (GET .../preview/: the finished beginning by
+// stream copy); a card's prompt is edited and that card alone re-rendered; a card's takes are compared
+// side by side and one is picked (or an earlier one picked back), which assembles a new version. Every
+// version keeps its link; a new version never replaces a video that is playing without asking.
+//
+// Waiting well: elapsed time and an ETA per card and for the job (the median render time of this model's
+// recent takes, from the server), progress in the tab title, and a notification when the video is
+// ready, once the person allowed it.
 
-const STATUS_LABELS = {
-  draft: "Draft",
-  pending: "Pending",
-  queued: "Queued",
-  rendering: "Rendering",
-  assembling: "Assembling",
-  completed: "Completed",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
-const ACTIVE = new Set(["queued", "rendering", "assembling"]);
-const FINISHED = new Set(["completed", "failed", "cancelled"]);
-const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
-const ESTIMATE_DEBOUNCE_MS = 200;
-
-const $ = (selector, root = document) => root.querySelector(selector);
-const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
-
-function readConfig() {
-  const element = document.getElementById("workspace-config");
-  return element ? JSON.parse(element.textContent) : null;
-}
-
-function csrfToken() {
-  const input = $("input[name=csrfmiddlewaretoken]");
-  return input ? input.value : "";
-}
-
-// fetch() against our API. Never throws: returns {ok, status, data}, where data is the JSON body
-// (the API's error shape {detail, code, errors?} on failure) or a made-up {detail} when there is none.
-async function api(method, url, body) {
-  const headers = { Accept: "application/json", "X-CSRFToken": csrfToken() };
-  let payload;
-  if (body instanceof FormData) {
-    payload = body;
-  } else if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    payload = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(url, { method, headers, body: payload, credentials: "same-origin" });
-  } catch {
-    return { ok: false, status: 0, data: { detail: "The server could not be reached. Check the connection and try again." } };
-  }
-  let data = null;
-  if (response.status !== 204) {
-    try {
-      data = await response.json();
-    } catch {
-      data = { detail: `The server answered ${response.status} ${response.statusText}.` };
-    }
-  }
-  return { ok: response.ok, status: response.status, data };
-}
-
-function statusLabel(status) {
-  return STATUS_LABELS[status] || status;
-}
-
-function setBadge(element, status) {
-  element.textContent = statusLabel(status);
-  element.className = element.className.replace(/\bstatus-\S+/g, "").trim() + ` status-${status}`;
-  element.dataset.status = status;
-}
-
-function formatMoney(value) {
-  return `$${value.toFixed(2)}`;
-}
-
-function plural(count, word) {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
-}
-
-// --- The new-job page ---------------------------------------------------------------------------
-
-// Which error element shows the messages of an API field (DRF names; nested ones are dotted).
-const FIELD_TARGETS = {
-  title: "title",
-  prompt: "prompt",
-  duration_seconds: "duration_seconds",
-  segment_seconds: "duration_seconds",
-  strategy: "strategy",
-  segmentation_mode: "strategy",
-  segments: "segments",
-  continuity: "continuity",
-  provider: "provider",
-  model: "model",
-  size: "size",
-  image: "image",
-  segment_index: "image",
-  // The page sends its one image as the first `reference_image` part of a multipart create.
-  "reference_image.0": "image",
-  non_field_errors: "non_field_errors",
-};
-const FIELD_LABELS = {
-  title: "Title",
-  prompt: "Prompt",
-  duration_seconds: "Duration",
-  segment_seconds: "Segment length",
-  strategy: "Split the prompt by",
-  segmentation_mode: "Segmentation",
-  segments: "Segment prompts",
-  continuity: "Continuity",
-  provider: "Provider",
-  model: "Model",
-  size: "Size",
-  image: "Reference image",
-  segment_index: "Reference image",
-  "reference_image.0": "Reference image",
-  fps: "Frame rate",
-};
-const FIELD_INPUTS = {
-  title: "id_title",
-  prompt: "id_prompt",
-  duration_seconds: "id_duration",
-  strategy: "id_strategy",
-  continuity: "id_continuity",
-  provider: "id_provider",
-  model: "id_model",
-  size: "id_size",
-  image: "id_reference",
-};
-
-function initNewJob(config) {
-  const form = $("#new-job-form");
-  const slider = $("#id_duration");
-  const providerSelect = $("#id_provider");
-  const modelSelect = $("#id_model");
-  const sizeSelect = $("#id_size");
-  const fileInput = $("#id_reference");
-  const previewBox = $("#reference-preview-box");
-  const preview = $("#reference-preview");
-  const submit = $("#submit-job");
-  const status = $("#form-status");
-  const summary = $("#form-errors");
-  const providers = new Map(config.providers.map((p) => [p.name, p]));
-  const segmentSeconds = config.segment_seconds;
-  // Manual prompts by segment index, kept when the slider drops segments so that moving it back
-  // brings the text back.
-  const manualTexts = [];
-  let image = { file: null, valid: true, message: "" };
-  let previewUrl = null;
-
-  const mode = () => $("input[name=segmentation_mode]:checked").value;
-  const segmentCount = () => Math.max(1, Math.round(Number(slider.value) / segmentSeconds));
-
-  function fillSelect(select, values, preferred) {
-    const previous = select.value;
-    select.replaceChildren(...values.map((value) => new Option(value, value)));
-    const pick = [previous, preferred].find((v) => v && values.includes(v));
-    select.value = pick || values[0] || "";
-  }
-
-  function syncModels() {
-    const provider = providers.get(providerSelect.value);
-    fillSelect(modelSelect, provider.models.map((m) => m.id), provider.default_model);
-    // Show each model's name where it has one (the value stays the id the API takes).
-    for (const option of modelSelect.options) {
-      const model = provider.models.find((m) => m.id === option.value);
-      if (model && model.label !== model.id) option.textContent = `${model.label} (${model.id})`;
-    }
-    syncSizes();
-  }
-
-  function syncSizes() {
-    const provider = providers.get(providerSelect.value);
-    const model = provider.models.find((m) => m.id === modelSelect.value) || provider.models[0];
-    fillSelect(sizeSelect, model.sizes, config.default_size);
-    updateEstimate();
-  }
-
-  // The estimate is the server's (one source of pricing for the API, the CLI and this page). Asked
-  // again after every change, at most one request in flight; only the newest answer is shown.
-  let estimateTimer = null;
-  let estimateSeq = 0;
-
-  function updateEstimate() {
-    const count = segmentCount();
-    const seconds = Number(slider.value);
-    $("#duration-value").textContent = `${seconds} s`;
-    $("#segment-count").textContent = plural(count, "segment");
-    slider.setAttribute("aria-valuetext", `${seconds} seconds, ${plural(count, "segment")}`);
-    clearTimeout(estimateTimer);
-    estimateTimer = setTimeout(fetchEstimate, ESTIMATE_DEBOUNCE_MS);
-  }
-
-  async function fetchEstimate() {
-    const seq = ++estimateSeq;
-    const body = payload(false);
-    delete body.render;
-    delete body.title;
-    if (mode() === "manual" && body.segments.some((s) => !s.prompt.trim())) {
-      body.segments = body.segments.map((s, i) => ({ prompt: s.prompt.trim() || `Segment ${i + 1}` }));
-    }
-    if (!body.prompt.trim()) body.prompt = "(your prompt)";
-    const result = await api("POST", config.api.estimate, body);
-    if (seq !== estimateSeq) return; // a newer change is being priced
-    const cost = $("#cost-estimate");
-    const detail = $("#cost-detail");
-    if (!result.ok) {
-      cost.textContent = "—";
-      const errors = (result.data && result.data.errors) || {};
-      const first = Object.values(errors)[0];
-      detail.textContent = first ? first.join(" ") : (result.data && result.data.detail) || "";
-      return;
-    }
-    const plan = result.data;
-    // The server's plan decides the segments (their lengths fit the model), not the slider's arithmetic.
-    $("#segment-count").textContent = plural(plan.segments.length, "segment");
-    cost.textContent = formatMoney(Number(plan.cost_usd));
-    const price = Number(plan.price_per_second);
-    const perSecond = price ? ` at ${formatMoney(price)}/s` : " (free)";
-    const renders = new Set(plan.segments.map((s) => s.render_seconds));
-    const trims = new Set(plan.segments.map((s) => s.trimmed_seconds));
-    if (renders.size === 1 && trims.size === 1) {
-      const [render] = renders;
-      const [trim] = trims;
-      detail.textContent =
-        `${plan.segments.length} × ${render} s billed${perSecond}` +
-        (trim > 0 ? `; ${trim} s of each clip is trimmed` : "");
-    } else {
-      detail.textContent =
-        `${plan.billed_seconds} s billed for ${plan.planned_seconds} s shown${perSecond}` +
-        (plan.trimmed_seconds > 0 ? `; ${plan.trimmed_seconds} s trimmed` : "");
-    }
-  }
-
-  function syncSegmentEditor() {
-    const list = $("#segment-prompts");
-    const count = segmentCount();
-    while (list.children.length > count) list.lastElementChild.remove();
-    const template = $("#segment-prompt-template");
-    while (list.children.length < count) {
-      const index = list.children.length;
-      const item = template.content.firstElementChild.cloneNode(true);
-      const label = $("label", item);
-      const textarea = $("textarea", item);
-      const error = document.createElement("p");
-      const start = index * segmentSeconds;
-      textarea.id = `id_segment_${index}`;
-      textarea.name = `segment_${index}`;
-      textarea.dataset.testid = `segment-prompt-${index}`;
-      textarea.value = manualTexts[index] ?? "";
-      textarea.setAttribute("aria-describedby", `error-segment-${index}`);
-      textarea.addEventListener("input", () => {
-        manualTexts[index] = textarea.value;
-        updateEstimate();
-      });
-      label.htmlFor = textarea.id;
-      label.textContent = `Segment ${index + 1} (${start}–${start + segmentSeconds} s)`;
-      error.className = "field-error";
-      error.id = `error-segment-${index}`;
-      error.dataset.testid = `error-segment-${index}`;
-      error.hidden = true;
-      item.append(error);
-      list.append(item);
-    }
-  }
-
-  function syncMode() {
-    const manual = mode() === "manual";
-    $("#segment-editor").hidden = !manual;
-    $("#strategy-field").hidden = manual;
-    if (manual) syncSegmentEditor();
-  }
-
-  // --- errors
-
-  function errorElement(field) {
-    const segment = /^segments\.(\d+)(?:\.prompt)?$/.exec(field);
-    if (segment) {
-      const element = document.getElementById(`error-segment-${segment[1]}`);
-      if (element) return element;
-    }
-    const target = FIELD_TARGETS[field];
-    return target ? document.getElementById(`error-${target}`) : null;
-  }
-
-  function inputFor(field) {
-    const segment = /^segments\.(\d+)(?:\.prompt)?$/.exec(field);
-    if (segment) return document.getElementById(`id_segment_${segment[1]}`);
-    if (field === "segments") return $("#segment-prompts textarea") || slider;
-    return document.getElementById(FIELD_INPUTS[FIELD_TARGETS[field]] || "");
-  }
-
-  function label(field) {
-    const segment = /^segments\.(\d+)/.exec(field);
-    if (segment) return `Segment ${Number(segment[1]) + 1}`;
-    if (field === "non_field_errors") return "";
-    return FIELD_LABELS[field] || field;
-  }
-
-  function clearErrors() {
-    summary.hidden = true;
-    summary.replaceChildren();
-    $$(".field-error", form).forEach((element) => {
-      element.hidden = true;
-      element.textContent = "";
-    });
-    $$("[aria-invalid]", form).forEach((element) => element.removeAttribute("aria-invalid"));
-  }
-
-  function showFieldError(field, messages) {
-    const element = errorElement(field);
-    const input = inputFor(field);
-    if (input) input.setAttribute("aria-invalid", "true");
-    if (!element) return false;
-    element.textContent = messages.join(" ");
-    element.hidden = false;
-    return true;
-  }
-
-  // errors: {field: [messages]}. Every message is shown beside its field and listed in the summary,
-  // which takes the focus so a screen reader hears what went wrong.
-  function showErrors(errors, headline = "Please fix the following:") {
-    const items = [];
-    for (const [field, messages] of Object.entries(errors)) {
-      showFieldError(field, messages);
-      const input = inputFor(field);
-      const item = document.createElement("li");
-      const text = label(field) ? `${label(field)}: ${messages.join(" ")}` : messages.join(" ");
-      if (input && input.id) {
-        const link = document.createElement("a");
-        link.href = `#${input.id}`;
-        link.textContent = text;
-        item.append(link);
-      } else {
-        item.textContent = text;
-      }
-      items.push(item);
-    }
-    const heading = document.createElement("p");
-    heading.textContent = headline;
-    const list = document.createElement("ul");
-    list.append(...items);
-    summary.replaceChildren(heading, list);
-    summary.hidden = false;
-    summary.focus();
-  }
-
-  function showApiError(result, fallbackField = "non_field_errors") {
-    const data = result.data || {};
-    if (result.status === 400 && data.errors) {
-      showErrors(data.errors);
-    } else {
-      showErrors({ [fallbackField]: [data.detail || `The request failed (${result.status}).`] }, "Could not create the video:");
-    }
-  }
-
-  function localErrors() {
-    const errors = {};
-    if (!$("#id_prompt").value.trim()) errors.prompt = ["Describe the video you want."];
-    if (mode() === "manual") {
-      $$("#segment-prompts textarea").forEach((textarea, index) => {
-        if (!textarea.value.trim()) errors[`segments.${index}.prompt`] = [`Segment ${index + 1} needs a prompt.`];
-      });
-    }
-    if (image.file && !image.valid) errors.image = [image.message];
-    if ($("#id_continuity").value === "reference" && !image.file) {
-      errors.continuity = ["Reference continuity needs a reference image: choose one below."];
-    }
-    return errors;
-  }
-
-  // --- the reference image
-
-  function resetImage() {
-    if (previewUrl) URL.revokeObjectURL(previewUrl);
-    previewUrl = null;
-    image = { file: null, valid: true, message: "" };
-    preview.removeAttribute("src");
-    previewBox.hidden = true;
-    const error = $("#error-image");
-    error.hidden = true;
-    error.textContent = "";
-    fileInput.removeAttribute("aria-invalid");
-  }
-
-  function rejectImage(file, message) {
-    image = { file, valid: false, message };
-    preview.hidden = true;
-    previewBox.hidden = false; // keeps "Remove image" reachable
-    showFieldError("image", [message]);
-  }
-
-  async function onFileChosen() {
-    const file = fileInput.files[0];
-    resetImage();
-    if (!file) return;
-    // Checked here for a quick answer; the server checks the content again (Pillow) on upload.
-    if (!IMAGE_TYPES.includes(file.type)) {
-      rejectImage(file, `“${file.name}” is not a PNG, JPEG or WebP image.`);
-      return;
-    }
-    if (file.size > config.upload_max_bytes) {
-      const limit = (config.upload_max_bytes / 1048576).toFixed(0);
-      rejectImage(file, `“${file.name}” is larger than ${limit} MB.`);
-      return;
-    }
-    try {
-      const bitmap = await createImageBitmap(file);
-      bitmap.close();
-    } catch {
-      rejectImage(file, `“${file.name}” is not a readable PNG, JPEG or WebP image.`);
-      return;
-    }
-    image = { file, valid: true, message: "" };
-    previewUrl = URL.createObjectURL(file);
-    preview.src = previewUrl;
-    preview.hidden = false;
-    previewBox.hidden = false;
-  }
-
-  // --- submit
-
-  function busy(on, message = "") {
-    submit.disabled = on;
-    form.setAttribute("aria-busy", on ? "true" : "false");
-    status.textContent = message;
-  }
-
-  function payload(render) {
-    const body = {
-      title: $("#id_title").value.trim(),
-      prompt: $("#id_prompt").value,
-      duration_seconds: Number(slider.value),
-      segment_seconds: segmentSeconds,
-      segmentation_mode: mode(),
-      continuity: $("#id_continuity").value,
-      provider: providerSelect.value,
-      model: modelSelect.value,
-      size: sizeSelect.value,
-      render,
-    };
-    if (mode() === "manual") {
-      body.segments = $$("#segment-prompts textarea").map((textarea) => ({ prompt: textarea.value }));
-    } else {
-      body.strategy = $("#id_strategy").value;
-    }
-    return body;
-  }
-
-  async function onSubmit(event) {
-    event.preventDefault();
-    clearErrors();
-    const errors = localErrors();
-    if (Object.keys(errors).length) {
-      showErrors(errors);
-      return;
-    }
-    busy(true, image.file ? "Uploading and starting the render…" : "Starting the render…");
-    // One request: the job and its image are stored and the render started together, or nothing is.
-    let body = payload(true);
-    if (image.file) {
-      body = new FormData();
-      body.append("job", JSON.stringify(payload(true)));
-      body.append("reference_image", image.file);
-    }
-    const created = await api("POST", config.api.jobs, body);
-    if (!created.ok) {
-      busy(false);
-      showApiError(created, image.file ? "image" : "non_field_errors");
-      return;
-    }
-    const job = created.data;
-    busy(true, "Opening the job…");
-    window.location.assign(config.api.job_page.replace("00000000-0000-0000-0000-000000000000", job.id));
-  }
-
-  // The menu shows short names (a long option is cut off inside a select); the chosen strategy's
-  // whole description is the hint below it, which wraps.
-  const strategySelect = $("#id_strategy");
-  const syncStrategyHint = () => {
-    const option = strategySelect.selectedOptions[0];
-    $("#strategy-hint").textContent = option ? option.dataset.description : "";
-  };
-
-  strategySelect.addEventListener("change", syncStrategyHint);
-  providerSelect.addEventListener("change", syncModels);
-  modelSelect.addEventListener("change", syncSizes);
-  sizeSelect.addEventListener("change", updateEstimate);
-  slider.addEventListener("input", () => {
-    updateEstimate();
-    if (mode() === "manual") syncSegmentEditor();
-  });
-  $$("input[name=segmentation_mode]").forEach((radio) => radio.addEventListener("change", syncMode));
-  fileInput.addEventListener("change", onFileChosen);
-  $("#reference-clear").addEventListener("click", () => {
-    fileInput.value = "";
-    resetImage();
-    fileInput.focus();
-  });
-  form.addEventListener("submit", onSubmit);
-
-  syncModels();
-  syncMode();
-  syncStrategyHint();
-  form.dataset.ready = "true";
-}
+import {
+  $,
+  $$,
+  ACTIVE,
+  FINISHED,
+  api,
+  confirmAction,
+  errorText,
+  formatSeconds,
+  jobUrl,
+  readConfig,
+  setBadge,
+  statusLabel,
+} from "./common.js";
 
 // --- The live socket ----------------------------------------------------------------------------
 
@@ -583,34 +101,202 @@ class LiveSocket {
 
 // --- The job page -------------------------------------------------------------------------------
 
+// Provider error codes as sentences (the server's table, jobs.error_text, sent in the page config).
+function humanError(error, sentences) {
+  if (!error) return "";
+  const match = /^([a-z][a-z0-9_]{1,60}):\s/.exec(error);
+  return (match && sentences[match[1]]) || error;
+}
+
 function initJobPage(config) {
   const job = { ...config.job, segments: config.job.segments.map((s) => ({ ...s })), assembly: null };
   const announcer = $("#announcer");
   const actionError = $("#action-error");
+  const video = $("#job-video");
+  const baseTitle = document.title;
+  // The server's clock minus ours, so elapsed times do not depend on the visitor's clock.
+  const clockSkew = Date.parse(config.now) - Date.now();
+  let runStartedAt = config.started_at ? Date.parse(config.started_at) : null;
+  let shownVersion = job.version || 0;
+  let pendingVersion = null;
   let snapshotInFlight = false;
   let snapshotAgain = false;
   let snapshots = 0;
   let events = 0;
+  let lastAnnouncedTenth = -1;
 
-  function segmentByIndex(index) {
-    return job.segments.find((s) => s.index === index);
-  }
+  const serverNow = () => Date.now() + clockSkew;
+  const segmentByIndex = (index) => job.segments.find((s) => s.index === index);
+  const cardOf = (index) => $(`#timeline li[data-index="${index}"]`);
+  const url = (template, values) =>
+    Object.entries(values).reduce((text, [key, value]) => text.replace(`{${key}}`, value), template);
 
   function announce(text) {
     announcer.textContent = text;
   }
 
-  // Every event carries the job's status and progress as the server computed them.
   function applyJob(state) {
     if (!state) return;
-    for (const key of ["status", "progress"]) {
+    for (const key of ["status", "progress", "version", "output_url", "poster_url"]) {
       if (key in state) job[key] = state[key];
     }
   }
 
-  function absolute(url) {
-    return url ? new URL(url, window.location.href).href : "";
+  function absolute(path) {
+    return path ? new URL(path, window.location.href).href : "";
   }
+
+  // --- the player and its versions
+
+  function videoInUse() {
+    return !video.paused || video.currentTime > 0;
+  }
+
+  function playVersion(outputUrl, posterUrl, version) {
+    video.src = absolute(outputUrl);
+    if (posterUrl) video.poster = absolute(posterUrl);
+    video.load();
+    shownVersion = version;
+    pendingVersion = null;
+    $("#new-version").hidden = true;
+    $("#download-link").href = absolute(outputUrl);
+    $("#playing-version").textContent = version ? `(version ${version})` : "";
+    renderVersionsCurrent();
+  }
+
+  function syncPlayer() {
+    const output = $("#job-output");
+    if (!job.output_url) {
+      output.hidden = true;
+      return;
+    }
+    output.hidden = false;
+    const fresh = absolute(job.output_url);
+    if (video.currentSrc === fresh || video.src === fresh) return;
+    if (!video.src || !videoInUse()) {
+      playVersion(job.output_url, job.poster_url, job.version);
+      return;
+    }
+    // Someone is watching: offer the new version instead of swapping the video under them.
+    pendingVersion = { output_url: job.output_url, poster_url: job.poster_url, version: job.version };
+    const banner = $("#new-version");
+    $("[data-role=text]", banner).textContent = `Version ${job.version} is ready.`;
+    $("button", banner).textContent = `Play version ${job.version}`;
+    banner.hidden = false;
+  }
+
+  let versionsSeq = 0;
+  async function loadVersions() {
+    const seq = ++versionsSeq;
+    const result = await api("GET", config.api.versions);
+    if (seq !== versionsSeq || !result.ok) return;
+    const list = $("#versions");
+    list.replaceChildren(
+      ...result.data.map((v) => {
+        const item = document.createElement("li");
+        item.dataset.version = String(v.number);
+        item.dataset.testid = `version-${v.number}`;
+        const open = document.createElement("a");
+        open.href = v.video_url;
+        open.textContent = `Version ${v.number}`;
+        open.dataset.testid = `version-${v.number}-link`;
+        const meta = document.createElement("span");
+        meta.className = "muted";
+        meta.dataset.role = "meta";
+        const when = new Date(v.created_at);
+        meta.textContent = ` · ${v.duration_seconds.toFixed(1)} s · takes ${v.takes.join(", ")} · ${when.toLocaleString()}`;
+        const download = document.createElement("a");
+        download.href = v.download_url;
+        download.setAttribute("download", "");
+        download.className = "button secondary small";
+        download.textContent = "Download";
+        download.setAttribute("aria-label", `Download version ${v.number}`);
+        download.dataset.testid = `version-${v.number}-download`;
+        const play = document.createElement("button");
+        play.type = "button";
+        play.className = "secondary small";
+        play.textContent = "Play here";
+        play.setAttribute("aria-label", `Play version ${v.number} here`);
+        play.dataset.testid = `version-${v.number}-play`;
+        play.addEventListener("click", () => {
+          playVersion(v.video_url, v.poster_url, v.number);
+          video.focus();
+        });
+        const badge = document.createElement("span");
+        badge.className = "muted";
+        badge.dataset.role = "playing";
+        item.append(open, meta, badge, " ", play, " ", download);
+        return item;
+      }),
+    );
+    renderVersionsCurrent();
+  }
+
+  function renderVersionsCurrent() {
+    $$("#versions li").forEach((item) => {
+      const playing = Number(item.dataset.version) === shownVersion;
+      $("[data-role=playing]", item).textContent = playing ? " · playing" : "";
+      if (playing) item.setAttribute("aria-current", "true");
+      else item.removeAttribute("aria-current");
+    });
+  }
+
+  // --- time: elapsed and ETA
+
+  function segmentRemaining(segment, elapsed) {
+    const typical = config.eta.segment_seconds;
+    if (!typical) return null;
+    if (job.continuity === "chain" || job.continuity === "bridge") {
+      // Serial: this card waits for the unfinished cards before it.
+      const before = job.segments.filter((s) => s.index < segment.index && !FINISHED.has(s.status)).length;
+      return Math.max(0, typical * (before + 1) - elapsed);
+    }
+    return Math.max(0, typical - elapsed);
+  }
+
+  function renderTiming() {
+    const jobLine = $("#job-timing");
+    const active = ACTIVE.has(job.status);
+    if (!active || runStartedAt === null) {
+      jobLine.textContent = "";
+      for (const s of job.segments) $("[data-role=timing]", cardOf(s.index)).textContent = "";
+      return;
+    }
+    const elapsed = (serverNow() - runStartedAt) / 1000;
+    const waiting = job.segments.filter((s) => s.status === "queued" || s.status === "rendering");
+    let jobLeft = null;
+    for (const s of job.segments) {
+      const cell = $("[data-role=timing]", cardOf(s.index));
+      if (s.status !== "queued" && s.status !== "rendering") {
+        cell.textContent = "";
+        continue;
+      }
+      const left = segmentRemaining(s, elapsed);
+      jobLeft = left === null ? null : Math.max(jobLeft ?? 0, left);
+      cell.textContent =
+        `${formatSeconds(elapsed)} elapsed` +
+        (left === null ? "" : left > 0 ? ` · about ${formatSeconds(left)} left` : " · taking longer than usual");
+    }
+    let text = `${formatSeconds(elapsed)} elapsed`;
+    if (!config.eta.segment_seconds) {
+      text += " · no estimate yet for this model";
+    } else if (waiting.length && jobLeft !== null) {
+      text += jobLeft > 0 ? ` · about ${formatSeconds(jobLeft)} left` : " · taking longer than usual";
+    } else if (job.status === "assembling") {
+      text += " · joining the clips";
+    }
+    jobLine.textContent = text;
+  }
+
+  function renderTitle() {
+    const name = job.title || baseTitle;
+    const progress = Math.round(job.progress || 0);
+    if (ACTIVE.has(job.status)) document.title = `${progress}% · ${statusLabel(job.status)} · ${name}`;
+    else if (job.status === "completed") document.title = `Ready · ${name}`;
+    else document.title = `${statusLabel(job.status)} · ${name}`;
+  }
+
+  // --- rendering the page from `job`
 
   function renderJob() {
     setBadge($("#job-status"), job.status);
@@ -619,37 +305,27 @@ function initJobPage(config) {
     $("#job-progress").textContent = `${progress.toFixed(0)}%`;
     $("#job-progress-text").textContent = `${progress.toFixed(0)}%`;
     const error = $("#job-error");
-    error.textContent = job.error || "";
+    error.textContent = humanError(job.error, config.error_sentences);
     error.hidden = !job.error;
     $("#job-render").hidden = !(job.status === "draft" || job.status === "cancelled");
     $("#job-cancel").hidden = !ACTIVE.has(job.status);
     $("#job-retry").hidden = job.status !== "failed";
+    const notify = $("#job-notify");
+    notify.hidden = !("Notification" in window) || Notification.permission !== "default" || FINISHED.has(job.status);
     const assembly = $("#assembly-status");
     assembly.hidden = job.status !== "assembling";
     assembly.textContent =
       job.assembly === null ? "Joining the clips…" : `Joining the clips: ${job.assembly.toFixed(0)}%`;
-
-    const output = $("#job-output");
-    const video = $("#job-video");
-    const link = $("#download-link");
-    if (job.output_url) {
-      const url = absolute(job.output_url);
-      if (video.src !== url) {
-        video.src = url;
-        video.load();
-      }
-      const poster = absolute(job.poster_url);
-      if (poster && video.poster !== poster) video.poster = poster;
-      link.href = url;
-      output.hidden = false;
-    } else {
-      output.hidden = true;
-    }
+    syncPlayer();
     for (const segment of job.segments) renderSegment(segment);
+    const finishedFirst = job.segments.some((s) => s.index === 0 && s.status === "completed");
+    $("#preview-box").hidden = !finishedFirst;
+    renderTiming();
+    renderTitle();
   }
 
   function renderSegment(segment) {
-    const item = $(`#timeline li[data-index="${segment.index}"]`);
+    const item = cardOf(segment.index);
     if (!item) return;
     item.dataset.status = segment.status;
     setBadge($("[data-role=status]", item), segment.status);
@@ -658,52 +334,109 @@ function initJobPage(config) {
     progress.textContent = `${(segment.progress || 0).toFixed(0)}%`;
     const parts = [];
     if (segment.attempts > 1) parts.push(`attempt ${segment.attempts}`);
-    // Shown when a failover moved the segment off the job's model.
     if (segment.rendered_by && segment.rendered_by !== config.job_model) parts.push(`rendered by ${segment.rendered_by}`);
     if (segment.status === "rendering") {
       parts.push(`${(segment.progress || 0).toFixed(0)}%`);
       if (segment.provider_status) parts.push(segment.provider_status.replace(/_/g, " "));
     }
     $("[data-role=detail]", item).textContent = parts.join(" · ");
+    $("[data-role=take]", item).textContent = segment.take ? `· take ${segment.take}` : "";
     if (typeof segment.prompt === "string") $("[data-role=prompt]", item).textContent = segment.prompt;
     const error = $("[data-role=error]", item);
-    error.textContent = segment.error || "";
+    error.textContent = humanError(segment.error, config.error_sentences);
     // A completed segment's "error" is only the reason for an earlier retry; do not alarm anyone.
     error.hidden = !segment.error || segment.status === "completed";
+
+    // The clip plays on its card as soon as it exists, whatever the other cards are doing; a clip being
+    // watched is not swapped for a new take under the person.
+    const clip = $("[data-role=clip]", item);
     const thumb = $("[data-role=thumb]", item);
     const placeholder = $(".thumb-placeholder", item);
-    if (segment.thumbnail_url) {
-      const url = absolute(segment.thumbnail_url);
-      if (thumb.src !== url) thumb.src = url;
-      thumb.hidden = false;
+    if (segment.clip_url) {
+      const src = absolute(segment.clip_url);
+      if (clip.src !== src && (clip.paused || !clip.src)) {
+        clip.src = src;
+        if (segment.thumbnail_url) clip.poster = absolute(segment.thumbnail_url);
+      }
+      clip.hidden = false;
+      thumb.hidden = true;
       placeholder.hidden = true;
     } else {
-      thumb.hidden = true;
-      placeholder.hidden = false;
+      clip.hidden = true;
+      if (!clip.paused) clip.pause();
+      if (segment.thumbnail_url) {
+        const src = absolute(segment.thumbnail_url);
+        if (thumb.src !== src) thumb.src = src;
+        thumb.hidden = false;
+        placeholder.hidden = true;
+      } else {
+        thumb.hidden = true;
+        placeholder.hidden = false;
+      }
     }
-    $("[data-role=rerender]", item).hidden = !FINISHED.has(job.status);
+    const settled = !ACTIVE.has(job.status);
+    const rendered = settled && job.status !== "draft";
+    $("[data-role=rerender]", item).hidden = !rendered;
+    $("[data-role=edit]", item).hidden = !settled || segment.status === "rendering";
+    $("[data-role=edit]", item).textContent = job.status === "draft" ? "Edit prompt" : "Edit and re-render";
+    $("[data-role=editor-save]", item).textContent = job.status === "draft" ? "Save prompt" : "Save and re-render";
+    $("[data-role=takes-toggle]", item).hidden = !(segment.take > 1 || (segment.take >= 1 && rendered));
   }
 
   // A fresh snapshot (or an API response, which has the same fields) replaces what we know.
   function applyState(state) {
     const before = new Map(job.segments.map((s) => [s.index, s.status]));
-    for (const key of ["status", "progress", "error", "output_url", "poster_url", "title"]) {
+    const wasStatus = job.status;
+    for (const key of ["status", "progress", "error", "output_url", "poster_url", "title", "version"]) {
       if (key in state) job[key] = state[key];
     }
     if (Array.isArray(state.segments)) {
       job.segments = state.segments.map((s) => ({ ...s }));
-      if (state.segments.some((s) => !$(`#timeline li[data-index="${s.index}"]`))) {
+      if (state.segments.some((s) => !cardOf(s.index))) {
         // Segments this page has never drawn: only a reload shows them.
         window.location.reload();
         return;
       }
     }
     if (job.status !== "assembling") job.assembly = null;
+    statusChanged(wasStatus);
     renderJob();
     for (const s of job.segments) {
       if (before.get(s.index) !== s.status && (s.status === "completed" || s.status === "failed")) {
         announce(`Segment ${s.index + 1} ${statusLabel(s.status).toLowerCase()}.`);
       }
+    }
+  }
+
+  // Things that happen once when the job moves: the run's clock, the versions, the notification.
+  function statusChanged(previous) {
+    if (previous === job.status) return;
+    if (!ACTIVE.has(previous) && ACTIVE.has(job.status)) runStartedAt = serverNow();
+    if (job.status === "completed") {
+      announce("The video is ready.");
+      loadVersions();
+      if (ACTIVE.has(previous)) notifyReady();
+    } else if (FINISHED.has(job.status)) {
+      announce(`The job is ${statusLabel(job.status).toLowerCase()}.`);
+    }
+  }
+
+  // The live region announces progress in tenths, not at every event (a screen reader would drown).
+  function announceProgress() {
+    const tenth = Math.floor((job.progress || 0) / 10);
+    if (ACTIVE.has(job.status) && tenth !== lastAnnouncedTenth && tenth > 0 && tenth < 10) {
+      lastAnnouncedTenth = tenth;
+      announce(`${tenth * 10}% rendered.`);
+    }
+  }
+
+  function notifyReady() {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      const note = new Notification("Your video is ready", { body: job.title || "Sora Controller", tag: job.id });
+      note.onclick = () => window.focus();
+    } catch {
+      // Some browsers only allow notifications from a service worker; the page and title still say so.
     }
   }
 
@@ -718,7 +451,6 @@ function initJobPage(config) {
   function onMessage(message) {
     const data = message.data || {};
     if (message.event !== "snapshot") {
-      // Counted where tests (and curious people) can see that events, not only snapshots, arrived.
       events += 1;
       document.body.dataset.events = String(events);
     }
@@ -740,12 +472,15 @@ function initJobPage(config) {
           break;
         }
         const previous = segment.status;
-        // The event is the segment's whole state, the same shape as the snapshot's segments.
+        const wasStatus = job.status;
         Object.assign(segment, data);
         applyJob(message.job);
+        statusChanged(wasStatus);
         renderJob();
         if (previous !== data.status && (data.status === "completed" || data.status === "failed")) {
           announce(`Segment ${data.index + 1} ${statusLabel(data.status).toLowerCase()}.`);
+        } else {
+          announceProgress();
         }
         break;
       }
@@ -754,16 +489,17 @@ function initJobPage(config) {
         applyJob(message.job);
         renderJob();
         break;
-      case "job-status":
-        for (const key of ["status", "progress", "output_url", "error"]) {
+      case "job-status": {
+        const wasStatus = job.status;
+        for (const key of ["status", "progress", "output_url", "poster_url", "error", "version"]) {
           if (key in data) job[key] = data[key];
         }
         if (job.status !== "assembling") job.assembly = null;
+        statusChanged(wasStatus);
         renderJob();
-        // Segments move with the job (queued on a render, cancelled on a cancel) without events of
-        // their own, and a finished job has a poster: take a snapshot.
         wantSnapshot();
         break;
+      }
       default:
         break;
     }
@@ -787,33 +523,228 @@ function initJobPage(config) {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   const socket = new LiveSocket(`${scheme}://${window.location.host}${config.ws_path}`, { onMessage, onState });
 
-  async function act(button, url, body) {
-    actionError.hidden = true;
-    button.disabled = true;
-    const result = await api("POST", url, body);
-    button.disabled = false;
-    if (!result.ok) {
-      actionError.textContent = (result.data && result.data.detail) || `The request failed (${result.status}).`;
-      actionError.hidden = false;
-      return;
-    }
-    applyState(result.data);
+  // --- actions
+
+  function showActionError(text) {
+    actionError.textContent = text;
+    actionError.hidden = false;
   }
 
-  $("#job-render").addEventListener("click", (event) => act(event.currentTarget, config.api.render));
-  $("#job-cancel").addEventListener("click", (event) => act(event.currentTarget, config.api.cancel));
-  $("#job-retry").addEventListener("click", (event) => act(event.currentTarget, config.api.retry));
-  $$("#timeline [data-role=rerender]").forEach((button) => {
-    button.addEventListener("click", () =>
-      act(button, config.api.segment_rerender.replace("{index}", button.dataset.index)),
-    );
+  async function act(button, method, target, body) {
+    actionError.hidden = true;
+    button.disabled = true;
+    const result = await api(method, target, body);
+    button.disabled = false;
+    if (!result.ok) {
+      showActionError(errorText(result));
+      return null;
+    }
+    if (result.data && result.data.segments) applyState(result.data);
+    return result;
+  }
+
+  $("#job-render").addEventListener("click", (event) => act(event.currentTarget, "POST", config.api.render));
+  $("#job-retry").addEventListener("click", (event) => act(event.currentTarget, "POST", config.api.retry));
+  $("#job-cancel").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    const go = await confirmAction({
+      title: "Cancel this render?",
+      text: "Segments still rendering are stopped and are not kept; finished segments stay. You can start the render again later.",
+      confirm: "Cancel the render",
+      cancel: "Keep rendering",
+      testid: "cancel",
+    });
+    if (go) await act(button, "POST", config.api.cancel);
+  });
+  $("#job-delete").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    const go = await confirmAction({
+      title: "Delete this video?",
+      text: "The job, its clips, takes and every version are deleted. Download links stop working. This cannot be undone.",
+      confirm: "Delete it",
+      testid: "delete",
+    });
+    if (!go) return;
+    button.disabled = true;
+    const result = await api("DELETE", config.api.job);
+    if (!result.ok) {
+      button.disabled = false;
+      showActionError(errorText(result));
+      return;
+    }
+    window.location.assign(config.list_url);
+  });
+  $("#job-duplicate").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    const result = await api("POST", config.api.duplicate);
+    button.disabled = false;
+    if (!result.ok) {
+      showActionError(errorText(result));
+      return;
+    }
+    window.location.assign(jobUrl(config.job_page, result.data.id));
+  });
+  $("#job-notify").addEventListener("click", async () => {
+    const answer = await Notification.requestPermission();
+    announce(answer === "granted" ? "You will get a notification when the video is ready." : "Notifications are off.");
+    renderJob();
+  });
+  $("#new-version button").addEventListener("click", () => {
+    if (!pendingVersion) return;
+    playVersion(pendingVersion.output_url, pendingVersion.poster_url, pendingVersion.version);
+    video.play().catch(() => {});
+  });
+  $("#preview-button").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    const statusLine = $("#preview-status");
+    statusLine.textContent = "Joining the finished segments…";
+    button.disabled = true;
+    const result = await api("GET", config.api.preview);
+    button.disabled = false;
+    if (!result.ok) {
+      statusLine.textContent = errorText(result);
+      return;
+    }
+    const p = result.data;
+    if (!p.available) {
+      statusLine.textContent = "Nothing has finished from the start yet.";
+      return;
+    }
+    const player = $("#preview-video");
+    player.src = p.video_url;
+    player.hidden = false;
+    statusLine.textContent = `Segments 1–${p.segments} of ${p.segment_count} (${p.duration_seconds.toFixed(1)} s).`;
+    statusLine.dataset.segments = String(p.segments);
+    button.textContent = "Update the preview";
   });
 
+  for (const item of $$("#timeline li.segment")) {
+    const index = Number(item.dataset.index);
+    const editor = $("[data-role=editor]", item);
+    const input = $("[data-role=editor-input]", item);
+    const editButton = $("[data-role=edit]", item);
+    const editorError = $("[data-role=editor-error]", item);
+    const takesButton = $("[data-role=takes-toggle]", item);
+    const takesPanel = $("[data-role=takes]", item);
+
+    $("[data-role=rerender]", item).addEventListener("click", (event) =>
+      act(event.currentTarget, "POST", url(config.api.segment_rerender, { index })),
+    );
+    editButton.addEventListener("click", () => {
+      const open = editor.hidden;
+      editor.hidden = !open;
+      editButton.setAttribute("aria-expanded", String(open));
+      if (open) {
+        input.value = segmentByIndex(index).prompt;
+        input.focus();
+      }
+    });
+    $("[data-role=editor-cancel]", item).addEventListener("click", () => {
+      editor.hidden = true;
+      editButton.setAttribute("aria-expanded", "false");
+      editButton.focus();
+    });
+    input.addEventListener("input", () => {
+      if (input.value.trim()) {
+        editorError.hidden = true;
+        input.removeAttribute("aria-invalid");
+      }
+    });
+    $("[data-role=editor-save]", item).addEventListener("click", async (event) => {
+      const button = event.currentTarget;
+      if (!input.value.trim()) {
+        editorError.textContent = "Write what happens in this segment.";
+        editorError.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      button.disabled = true;
+      const saved = await api("PATCH", url(config.api.segment, { index }), { prompt: input.value });
+      button.disabled = false;
+      if (!saved.ok) {
+        editorError.textContent = errorText(saved);
+        editorError.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      Object.assign(segmentByIndex(index), { prompt: saved.data.prompt });
+      editor.hidden = true;
+      editButton.setAttribute("aria-expanded", "false");
+      if (job.status === "draft") {
+        renderJob();
+        announce(`Segment ${index + 1}'s prompt is saved.`);
+        editButton.focus();
+        return;
+      }
+      const started = await act(button, "POST", url(config.api.segment_rerender, { index }));
+      if (started) announce(`Segment ${index + 1} is rendering again with its new prompt.`);
+    });
+
+    takesButton.addEventListener("click", async () => {
+      const open = takesPanel.hidden;
+      takesPanel.hidden = !open;
+      takesButton.setAttribute("aria-expanded", String(open));
+      // An open card takes the timeline's whole width, so its takes sit side by side.
+      item.classList.toggle("takes-open", open);
+      if (open) await loadTakes(index, item);
+    });
+  }
+
+  async function loadTakes(index, item) {
+    const list = $("[data-role=take-list]", item);
+    const result = await api("GET", url(config.api.takes, { index }));
+    if (!result.ok) {
+      showActionError(errorText(result));
+      return;
+    }
+    const settled = !ACTIVE.has(job.status);
+    list.replaceChildren(
+      ...result.data.map((take) => {
+        const entry = document.createElement("li");
+        entry.className = "take";
+        entry.dataset.testid = `segment-${index}-take-${take.number}`;
+        if (take.picked) entry.classList.add("picked");
+        const player = document.createElement("video");
+        player.controls = true;
+        player.preload = "metadata";
+        player.playsInline = true;
+        player.src = take.clip_url;
+        if (take.thumbnail_url) player.poster = take.thumbnail_url;
+        player.setAttribute("aria-label", `Take ${take.number} of segment ${index + 1}`);
+        const caption = document.createElement("p");
+        caption.className = "take-caption";
+        caption.textContent = `Take ${take.number}${take.picked ? " (in the video)" : ""}: ${take.prompt}`;
+        const pick = document.createElement("button");
+        pick.type = "button";
+        pick.className = take.picked ? "secondary small" : "primary small";
+        pick.disabled = take.picked || !settled;
+        pick.textContent = take.picked ? "In use" : "Use this take";
+        pick.setAttribute("aria-label", take.picked ? `Take ${take.number} is in use` : `Use take ${take.number} of segment ${index + 1}`);
+        pick.dataset.testid = `segment-${index}-take-${take.number}-pick`;
+        pick.addEventListener("click", async () => {
+          const previous = result.data.find((t) => t.picked);
+          const done = await act(pick, "POST", url(config.api.pick, { index, number: take.number }));
+          if (!done) return;
+          announce(
+            `Segment ${index + 1} now uses take ${take.number}; a new version is being assembled.` +
+              (previous ? ` To go back, use take ${previous.number}.` : ""),
+          );
+          await loadTakes(index, item);
+        });
+        entry.append(player, caption, pick);
+        return entry;
+      }),
+    );
+  }
+
   renderJob();
+  if (job.version) loadVersions();
+  setInterval(renderTiming, 1000);
   // A handle for debugging and the browser tests (e.g. drop the socket to watch it come back).
   window.soraWorkspace = { socket, job };
 }
 
 const config = readConfig();
-if (config && config.page === "new") initNewJob(config);
 if (config && config.page === "job") initJobPage(config);

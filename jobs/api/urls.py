@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import catalog_views, segment_views, take_views, views
+from . import catalog_views, duplicate_views, preview_views, segment_views, take_views, views
 from .exceptions import NOT_FOUND_URL_NAME, api_not_found
 
 app_name = "api"
@@ -36,6 +36,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="take-pick",
     ),
     path(f"{job}versions/", take_views.VersionListView.as_view(), name="version-list"),
+    path(f"{job}preview/", preview_views.JobPreviewView.as_view(), name="video-job-preview"),
+    path(f"{job}duplicate/", duplicate_views.VideoJobDuplicateView.as_view(), name="video-job-duplicate"),
     path(
         f"{job}reference-images/", segment_views.ReferenceImageListView.as_view(), name="reference-image-list"
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ SCRUBBED = {
 SETUP = """
 import json
 import os
+import re
 from django.contrib.auth import get_user_model
 from jobs import services
 users = {}
@@ -112,6 +114,9 @@ def workspace(tmp_path_factory) -> Iterator[Workspace]:
         # The Videos protocol is offered (its key is set; the page only prices it, nothing renders there);
         # fal and Veo stay unconfigured, so the page shows them disabled.
         SORA_API_KEY="sk-test-not-used",
+        # One render at a time: a job's first card finishes while the others wait, so the tests can
+        # play a finished card (and the preview so far) while the rest still renders.
+        INPROCESS_WORKERS="1",
     )
     _manage(env, "migrate", "--noinput", "--verbosity", "0")
     created = json.loads(_manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])
@@ -146,6 +151,89 @@ def page(browser, workspace) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def phone(browser, workspace) -> Iterator[Any]:
+    """Like `page`, at a 390x844 phone viewport with touch."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, base_url=workspace.url, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+# axe-core's impacts that fail a page; "moderate" and "minor" are reported in the artifacts only.
+BLOCKING_IMPACTS = {"serious", "critical"}
+
+
+def check_accessibility(page: Any, name: str) -> None:
+    """Run axe-core (shipped inside axe-playwright-python, no network) on the page as it is now; fail
+    on serious or critical violations and keep the whole report in test-artifacts/."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.wait_for_load_state("load")  # styled, so colour contrast is judged on what people see
+    results = Axe().run(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(results.response["violations"], indent=1))
+    blocking = [v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+    assert not blocking, f"axe on {name}:\n" + "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}" for v in blocking
+    )
+
+
+def _luminance(rgb: tuple[int, ...]) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours (opaque ones)."""
+    light, dark = sorted(
+        (_luminance(tuple(int(float(n)) for n in re.findall(r"[\d.]+", c)[:3])) for c in (first, second)),
+        reverse=True,
+    )
+    return (light + 0.05) / (dark + 0.05)
+
+
+def assert_focus_visible(page: Any) -> None:
+    """The focused element shows a solid ring at least 2 px wide with 3:1 contrast against the page
+    (WCAG 2.2 focus appearance), reached by the keyboard."""
+    style = page.evaluate(
+        """() => {
+            const s = getComputedStyle(document.activeElement);
+            return {style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: s.outlineColor,
+                    background: getComputedStyle(document.body).backgroundColor,
+                    tag: document.activeElement.tagName};
+        }"""
+    )
+    assert style["style"] == "solid" and style["width"] >= 2, style
+    assert contrast(style["color"], style["background"]) >= 3, style
+    assert contrast(style["color"], "rgb(255, 255, 255)") >= 3, style
+
+
+def assert_fits_width(page: Any, width: int = 390) -> None:
+    """Nothing on the page scrolls sideways; on failure, name the elements that stick out. Measured once
+    the page (and its stylesheet) has loaded: an unstyled page is wider than any styled one."""
+    page.wait_for_load_state("load")
+    wide = page.evaluate(
+        """(width) => document.documentElement.scrollWidth <= width ? [] :
+            Array.from(document.querySelectorAll('body *'))
+                .filter((e) => e.getBoundingClientRect().right > width + 1)
+                .map((e) => `${e.tagName}.${e.className}#${e.id} ends at ${e.getBoundingClientRect().right}`)
+                .slice(0, 12)""",
+        width,
+    )
+    assert not wide, wide
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -1,5 +1,6 @@
 """The workspace in a real browser (headless Chromium) against a real daphne on the embedded default:
-make a video and watch it render live, manual segments, a bad upload, someone else's job.
+make a video and watch it render live, a bad upload, someone else's job. (Cards, takes, versions and
+the library: test_storyboard.py.)
 
 Screenshots land in test-artifacts/ (new-job and job pages at 1280 px and at 390 px phone width).
 """
@@ -85,10 +86,11 @@ def test_make_a_video_and_watch_it_render_live(page, workspace):
         20, abs=0.2
     )
     for index in (0, 1):
-        thumb = page.get_by_test_id(f"segment-{index}-thumb")
-        check(thumb).to_be_visible()
+        # A finished card plays its own clip.
+        clip = page.get_by_test_id(f"segment-{index}-clip")
+        check(clip).to_be_visible()
         page.wait_for_function(
-            f"document.querySelector('[data-testid=segment-{index}-thumb]').naturalWidth > 0"
+            f"document.querySelector('[data-testid=segment-{index}-clip]').getAttribute('poster')"
         )
         check(page.get_by_test_id(f"segment-{index}-rerender")).to_be_visible()
     download = page.get_by_test_id("download-link")
@@ -116,51 +118,11 @@ def test_make_a_video_and_watch_it_render_live(page, workspace):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "job-390")
     open_new_job(page)
-    page.get_by_label("Manual: one prompt per segment").check()
+    page.get_by_label("Prompt", exact=True).fill("A paper boat on a rainy street. It sails away.")
+    page.get_by_test_id("plan-button").click()
+    check(page.get_by_test_id("card-0")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "new-job-390")
-
-
-def test_manual_segments_reach_the_job(page, workspace):
-    check = expect()
-    log_in(page, workspace, "alice")
-    open_new_job(page)
-    page.get_by_label("Prompt", exact=True).fill("Hand-drawn, a paper boat on a rainy street.")
-    page.get_by_label("Manual: one prompt per segment").check()
-    slider = page.get_by_test_id("duration-slider")
-    slider.fill("30")
-    boxes = page.locator("#segment-prompts textarea")
-    check(boxes).to_have_count(3)
-    page.get_by_label("Segment 1 (").fill("The boat is folded from a newspaper.")
-    page.get_by_label("Segment 3 (").fill("The boat reaches the drain.")
-
-    # An empty segment is pointed out beside its box before anything is sent.
-    page.get_by_test_id("submit-job").click()
-    check(page.get_by_test_id("error-segment-1")).to_have_text("Segment 2 needs a prompt.")
-    check(page.get_by_test_id("form-errors")).to_be_visible()
-
-    # The box count follows the slider, and text survives a round trip.
-    slider.fill("20")
-    check(boxes).to_have_count(2)
-    slider.fill("30")
-    check(page.get_by_test_id("segment-prompt-2")).to_have_value("The boat reaches the drain.")
-    slider.fill("20")
-    page.get_by_test_id("segment-prompt-1").fill("It rides the gutter stream past parked bicycles.")
-    page.get_by_label("Size", exact=True).select_option("320x240")
-    page.get_by_test_id("submit-job").click()
-    page.wait_for_url(JOB_URL)
-
-    check(page.get_by_test_id("segment-0-prompt")).to_have_text("The boat is folded from a newspaper.")
-    check(page.get_by_test_id("segment-1-prompt")).to_have_text(
-        "It rides the gutter stream past parked bicycles."
-    )
-    job_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-    job = page.request.get(f"/api/video-jobs/{job_id}/").json()
-    assert job["segmentation_mode"] == "manual" and job["duration_seconds"] == 20
-    assert [(s["prompt"], s["is_manual"]) for s in job["segments"]] == [
-        ("The boat is folded from a newspaper.", True),
-        ("It rides the gutter stream past parked bicycles.", True),
-    ]
 
 
 def test_a_bad_reference_image_shows_an_error_and_keeps_the_form(page, workspace):

@@ -119,11 +119,16 @@ def test_the_new_job_page_carries_prices_and_limits(user):
         "id_model",
         "id_size",
         "id_reference",
-        "mode-auto",
-        "mode-manual",
     ):
         assert f'for="{control}"' in content, control
-    assert 'value="manual"' in content and "Split the prompt by" in content
+    assert 'data-testid="plan-button"' in content and "Split the prompt by" in content
+    # What a reference image does is said for every continuity mode the menu offers.
+    modes = re.findall(
+        r'<option value="(\w+)">', re.search(r'id="id_continuity".*?</select>', content, re.S).group(0)
+    )
+    assert set(config["continuity_hints"]) == set(modes) and all(config["continuity_hints"].values())
+    # The unavailable providers say why, in words, beside the menu.
+    assert "cannot be used here: it needs FAL_KEY on the server" in content
 
 
 @pytest.fixture
@@ -182,3 +187,54 @@ def test_the_strategy_menu_shows_short_names_and_the_whole_description_below(use
     hint = re.search(r'<p class="hint" id="strategy-hint"[^>]*>([^<]+)</p>', content).group(1)
     assert hint == dict((name, description) for name, description, _ in options)["even"]
     assert 'aria-describedby="strategy-hint error-strategy"' in menu
+
+
+def test_the_library_searches_filters_and_pages(user, other_user, settings):
+    from jobs.models import JobStatus, VideoJob
+    from jobs.web_views import JOBS_PER_PAGE
+
+    kite = VideoJobFactory(owner=user, title="Kite at the beach")
+    boat = VideoJobFactory(owner=user, title="Paper boat", prompt="A paper boat on a rainy street.")
+    VideoJobFactory(owner=other_user, title="Kite of someone else")
+    VideoJob.objects.filter(id=boat.id).update(status=JobStatus.COMPLETED)
+    client = logged_in(user)
+
+    found = client.get("/", {"q": "kite"}).content.decode()
+    assert "Kite at the beach" in found and "Paper boat" not in found and "someone else" not in found
+    # The prompt is searched too; the status filter narrows; an unknown status is ignored.
+    assert "Paper boat" in client.get("/", {"q": "rainy"}).content.decode()
+    done = client.get("/", {"status": "completed"}).content.decode()
+    assert "Paper boat" in done and "Kite at the beach" not in done
+    assert "Kite at the beach" in client.get("/", {"status": "bogus"}).content.decode()
+    assert 'data-testid="library-none-found"' in client.get("/", {"q": "zebra"}).content.decode()
+    # Each row offers duplicate and delete, and a draft can be rendered from the list.
+    assert f'data-testid="job-render-{kite.id}"' in found and f'data-testid="job-delete-{kite.id}"' in found
+    config = page_config(client.get("/"))
+    assert config["api"]["duplicate"] == "/api/video-jobs/00000000-0000-0000-0000-000000000000/duplicate/"
+
+    # Pages keep the search.
+    for n in range(JOBS_PER_PAGE):
+        VideoJobFactory(owner=user, title=f"Kite {n}")
+    first = client.get("/", {"q": "kite"}).content.decode()
+    assert "?q=kite&amp;page=2" in first
+    assert "Page 2 of 2" in client.get("/", {"q": "kite", "page": 2}).content.decode()
+
+
+def test_the_job_page_shows_provider_errors_as_sentences_and_carries_the_eta(user):
+    from jobs.error_text import SENTENCES
+    from jobs.models import SegmentStatus
+
+    job = VideoJobFactory(owner=user, duration_seconds=20)
+    raw = "moderation_blocked: Your request was blocked by our moderation system."
+    job.segments.filter(index=1).update(status=SegmentStatus.FAILED, error=raw)
+    response = logged_in(user).get(f"/jobs/{job.id}/")
+    content = response.content.decode()
+    assert SENTENCES["moderation_blocked"] in content and raw not in content.split("workspace-config")[0]
+    config = page_config(response)
+    assert config["error_sentences"]["moderation_blocked"] == SENTENCES["moderation_blocked"]
+    assert config["eta"] == {"segment_seconds": None, "samples": 0}  # no history for this model yet
+    assert config["api"]["preview"] == f"/api/video-jobs/{job.id}/preview/"
+    assert (
+        config["api"]["pick"].format(index=1, number=2)
+        == f"/api/video-jobs/{job.id}/segments/1/takes/2/pick/"
+    )
