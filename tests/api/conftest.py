@@ -13,7 +13,7 @@ from django.core.cache import cache
 from PIL import Image
 from rest_framework.test import APIClient
 
-from jobs.models import VideoJob
+from jobs.models import JobStatus, VideoJob
 from tests.factories import UserFactory, VideoJobFactory
 
 EXCEPTION_HANDLER = "jobs.api.exceptions.api_exception_handler"
@@ -102,3 +102,21 @@ def assert_error(response: Any, status: int, field: str | None = None, fragment:
     elif fragment:
         assert fragment.lower() in body["detail"].lower(), body
     return body
+
+
+def settle(job: VideoJob) -> VideoJob:
+    """`job` once the embedded default's in-process worker has nothing left to do."""
+    from rendering.transport import inprocess_runner
+
+    assert inprocess_runner().wait_idle(timeout=120), "the in-process worker did not go idle"
+    job.refresh_from_db()
+    return job
+
+
+def render_through_api(user: Any, **fields: Any) -> VideoJob:
+    """A job planned by VideoJobFactory and rendered for real through POST .../render/."""
+    job = VideoJobFactory(owner=user, **fields)
+    assert client_for(user).post(f"/api/video-jobs/{job.id}/render/").status_code == 202
+    job = settle(job)
+    assert job.status == JobStatus.COMPLETED, job.error
+    return job

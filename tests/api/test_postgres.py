@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 
 from jobs import services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, SegmentStatus, VideoJob
+from tests.support.race import race
 
 from .conftest import client_for, job_url
 
@@ -68,28 +67,6 @@ def _on_postgres(settings) -> Iterator[None]:
     from rendering.transport import inprocess_runner
 
     assert inprocess_runner().wait_idle(timeout=60)
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread (own client, own connection), released at the same moment."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def runner(slot: int) -> None:
-        barrier.wait()
-        try:
-            results[slot] = calls[slot]()
-        except Exception as exc:
-            results[slot] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def short_job(owner) -> VideoJob:

@@ -16,32 +16,21 @@ from jobs import previews
 from jobs.eta import segment_render_time
 from jobs.models import JobStatus, SegmentStatus, Take, VideoJob
 from rendering.media import probe
-from rendering.transport import inprocess_runner
-from tests.api.conftest import assert_error, client_for, image_bytes, upload
+from tests.api.conftest import assert_error, client_for, image_bytes, render_through_api, upload
 from tests.factories import VideoJobFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def settle(job: VideoJob) -> VideoJob:
-    assert inprocess_runner().wait_idle(timeout=120), "the in-process worker did not go idle"
-    job.refresh_from_db()
-    return job
-
-
 @pytest.fixture
 def rendered(user):
-    job = VideoJobFactory(
-        owner=user,
+    return render_through_api(
+        user,
         title="Three lamps",
         shots=["A lamp is lit.", "A second lamp.", "A third lamp."],
         segment_seconds=2,
         duration_seconds=6,
     )
-    assert client_for(user).post(f"/api/video-jobs/{job.id}/render/").status_code == 202
-    job = settle(job)
-    assert job.status == JobStatus.COMPLETED, job.error
-    return job
 
 
 def storage_name(url: str) -> str:

@@ -12,33 +12,18 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from jobs.models import JobStatus, Take, VideoJob
-from rendering.transport import inprocess_runner
-from tests.api.conftest import assert_error, client_for
-from tests.factories import UserFactory, VideoJobFactory
+from tests.api.conftest import assert_error, client_for, render_through_api, settle
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def settle(job: VideoJob) -> VideoJob:
-    assert inprocess_runner().wait_idle(timeout=120), "the in-process worker did not go idle"
-    job.refresh_from_db()
-    return job
 
 
 @pytest.fixture
 def rendered(user):
     """A two-segment job rendered once with the local provider, titled for its download name."""
-    job = VideoJobFactory(
-        owner=user,
-        title="Lighthouse keeper's night",
-        shots=["A lamp is lit.", "The sea is calm."],
-        short=True,
+    return render_through_api(
+        user, title="Lighthouse keeper's night", shots=["A lamp is lit.", "The sea is calm."], short=True
     )
-    api = client_for(user)
-    assert api.post(f"/api/video-jobs/{job.id}/render/").status_code == 202
-    job = settle(job)
-    assert job.status == JobStatus.COMPLETED, job.error
-    return job
 
 
 def browser(user) -> Client:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 
 from idempotency.decorators import REPLAYED_HEADER
 from idempotency.models import IdempotencyKey, KeyState
@@ -21,6 +20,7 @@ from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, VideoJob
 from tests.api.conftest import client_for, job_url
 from tests.factories import VideoJobFactory
+from tests.support.race import race
 
 ON_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
 pytestmark = [
@@ -50,28 +50,6 @@ def _on_postgres(settings) -> Iterator[None]:
     from rendering.transport import inprocess_runner
 
     assert inprocess_runner().wait_idle(timeout=60)
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Each call in its own thread (own client, own database connection), released together."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def runner(slot: int) -> None:
-        barrier.wait()
-        try:
-            results[slot] = calls[slot]()
-        except Exception as exc:  # reported in the assertion below
-            results[slot] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def check_one_winner(responses: list[Any], status: int) -> dict:

@@ -5,16 +5,16 @@ Run by `make test-postgres` (part of `make test`) with DATABASE_URL pointing at 
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 
 from jobs import render_state, services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, Segment, SegmentStatus, VideoJob
 from tests.factories import VideoJobFactory
+from tests.support.race import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -49,34 +49,12 @@ def test_constraints_are_enforced_by_the_database(user):
         VideoJob.objects.create(owner=user, prompt="x", duration_seconds=-1)
 
 
-def _race(count: int, work) -> list:
-    """Run `work` in `count` threads released at the same moment; return their results or errors."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(slot: int) -> None:
-        barrier.wait()
-        try:
-            results[slot] = work()
-        except Exception as exc:
-            results[slot] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def test_two_renders_race_one_wins(user, settings):
     settings.TASK_RUNNER = "inprocess"
     job = VideoJobFactory(owner=user)
     # Cancel first so that the render path from 'cancelled' is raced without starting real work.
     services.video_job_cancel(job=job)
-    results = _race(4, lambda: services.video_job_render(job=VideoJob.objects.get(id=job.id)))
+    results = race([lambda: services.video_job_render(job=VideoJob.objects.get(id=job.id))] * 4)
     winners = [r for r in results if isinstance(r, VideoJob)]
     losers = [r for r in results if isinstance(r, IllegalTransition)]
     assert len(winners) == 1 and len(losers) == 3, results
@@ -95,7 +73,7 @@ def test_one_worker_claims_a_segment(user):
     segment = job.segments.get(index=0)
     # The conditional UPDATE lets exactly one claimer move queued -> rendering; the others resume or
     # see it taken, and the attempt is counted once.
-    _race(6, lambda: render_state.segment_claim(segment_id=segment.id, generation=1, token="test-run"))
+    race([lambda: render_state.segment_claim(segment_id=segment.id, generation=1, token="test-run")] * 6)
     segment.refresh_from_db()
     assert segment.status == SegmentStatus.RENDERING and segment.attempts == 1
 
@@ -117,7 +95,7 @@ def test_two_completions_race_one_is_recorded(user, settings):
             cost_usd=Decimal("0.1"),
         )
 
-    results = _race(3, complete)
+    results = race([complete] * 3)
     assert sum(isinstance(r, Segment) for r in results) == 1, results
     assert sum(isinstance(r, IllegalTransition) for r in results) == 2
     segment.refresh_from_db()
