@@ -4,32 +4,21 @@ consistent database. Run by `make test-postgres` (DATABASE_URL pointing at Postg
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
 from django.db import OperationalError, connection
 
 from jobs import services
 from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, SegmentStatus, VideoJob
+from tests.support.postgres import POSTGRES_ONLY
 from tests.support.race import race
 
 from .conftest import client_for, job_url
 
-ON_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
-    # A plain `pytest tests/api` on the embedded SQLite default skips these; CI (REQUIRE_SERVICES=1)
-    # never does, so a missing server fails there.
-    pytest.mark.skipif(
-        not ON_POSTGRES and os.environ.get("REQUIRE_SERVICES") != "1",
-        reason="needs PostgreSQL: run `make test-postgres`",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 ACTIVE = [JobStatus.QUEUED, JobStatus.RENDERING, JobStatus.ASSEMBLING]
 

@@ -3,28 +3,18 @@ nothing due. Run by the service-backed pass."""
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
-import pytest
-from django.conf import settings
 from django.db import connections
 
 from callbacks import services
 from callbacks.models import Delivery, DeliveryStatus
 from jobs.models import JobStatus, VideoJob
 from tests.factories import VideoJobFactory
+from tests.support.postgres import POSTGRES_ONLY
 
-ON_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not ON_POSTGRES and os.environ.get("REQUIRE_SERVICES") != "1",
-        reason="needs PostgreSQL: run `make test-postgres`",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 COPIES = 6
 

@@ -4,13 +4,11 @@ render, every other answer a replay of it or a 409 while it runs. Run by the ser
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from idempotency.decorators import REPLAYED_HEADER
@@ -20,17 +18,10 @@ from jobs.errors import IllegalTransition
 from jobs.models import JobStatus, VideoJob
 from tests.api.conftest import client_for, job_url
 from tests.factories import VideoJobFactory
+from tests.support.postgres import POSTGRES_ONLY
 from tests.support.race import race
 
-ON_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not ON_POSTGRES and os.environ.get("REQUIRE_SERVICES") != "1",
-        reason="needs PostgreSQL: run `make test-postgres`",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 RETRIES = 8
 KEY = "retry-storm-0001"
