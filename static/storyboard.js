@@ -168,9 +168,12 @@ function initNewJob(config) {
 
   let estimateTimer = null;
   let estimateSeq = 0;
+  // The last plan the server priced: its slots label the cards by position until the next one arrives.
+  let lastPlan = null;
 
   function changed() {
     syncDuration();
+    labelTimes(); // time ranges are positional: a moved card takes its new slot's range at once
     clearTimeout(estimateTimer);
     estimateTimer = setTimeout(fetchEstimate, ESTIMATE_DEBOUNCE_MS);
   }
@@ -218,7 +221,13 @@ function initNewJob(config) {
       $("#segment-count").textContent = plural(plan.segments.length, "segment");
       return;
     }
-    plan.segments.forEach((segment, index) => {
+    lastPlan = plan;
+    labelTimes();
+  }
+
+  function labelTimes() {
+    if (!lastPlan || !planned()) return;
+    lastPlan.segments.forEach((segment, index) => {
       const card = cards[index];
       if (!card) return;
       const range = `${segment.start_seconds}–${segment.end_seconds} s`;
