@@ -27,6 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from callbacks.models import CallbackEvent, Delivery, WebhookEndpoint
+from idempotency.models import IdempotencyKey
 from jobs.models import VideoJob
 
 from .test_schema import _keep_test_connection, fuzz_limits  # noqa: F401 (a fixture, used by name)
@@ -66,7 +68,11 @@ def state_machine(headers: dict[str, str]) -> type:
         def teardown(self) -> None:
             # Every scenario starts from no jobs: Hypothesis replays scenarios to shrink them, and one that
             # met the jobs of the scenarios before it would draw differently the second time.
+            # Everything a scenario can create counts: webhook endpoints (and their events and
+            # deliveries) and Idempotency-Key answers as well as jobs.
             VideoJob.objects.all().delete()
+            for model in (Delivery, CallbackEvent, WebhookEndpoint, IdempotencyKey):
+                model.objects.all().delete()
             cache.clear()  # the throttle's counters
 
     return JobLifecycle
