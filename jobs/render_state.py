@@ -195,8 +195,7 @@ def segment_claim(*, segment_id: int, generation: int, token: str) -> Segment | 
             # The next step of our own run, or a resume after a crash (no new attempt is counted).
             if not leases.segment_take(segment_id, token):
                 raise LeaseHeld(f"segment {segment_id} is held by another run")
-            segment.refresh_from_db()
-            return segment
+            return segment  # read under the job's lock; the take changed only its lease columns
         if segment.status != SegmentStatus.QUEUED:
             return None
         if segment.job.status == JobStatus.QUEUED:
@@ -411,8 +410,7 @@ def job_assembly_start(*, job_id: uuid.UUID | str, generation: int, token: str) 
             # expired (the output is written under a new name and claimed once by job_complete).
             if not leases.job_take_assembly(job_id, token):
                 return None
-            job.refresh_from_db()
-            return job
+            return job  # read under its row lock; the take changed only its lease columns
         try:
             return _move_job(
                 job_id,

@@ -148,7 +148,7 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     page.get_by_test_id("card-3-handle").drag_to(page.get_by_test_id("card-0"))
     assert card_prompts(page)[0] == last
     # Time ranges are positional: the moved card shows its new slot's range at once, not its old one.
-    assert "0–10 s" in page.get_by_test_id("card-0").inner_text()
+    assert "0\u201310 s" in page.get_by_test_id("card-0").inner_text()
 
     # Add, split, merge and remove: the duration follows the cards and the estimate follows too.
     page.get_by_test_id("add-card").click()
