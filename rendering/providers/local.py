@@ -68,6 +68,9 @@ class Look:
         self.box_crossings_per_second = 0.2 + digest[2] / 255 * 0.3
         self.box_row = 0.55 + (digest[3] / 255) * 0.25  # fraction of the height
         self.tone_hz = 196 + digest[4] % 400
+        # ffmpeg's gradients source places its colours at random unless seeded: the same prompt must make
+        # the same clip (and two prompts reliably different ones).
+        self.gradient_seed = int.from_bytes(digest[5:9], "big")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def build_graph(request: RenderRequest, caption: Caption, caption_file: Path, ti
     small_w, small_h = max(2, width // 4 // 2 * 2), max(2, height // 4 // 2 * 2)
     video = ffmpeg.input(
         f"gradients=s={small_w}x{small_h}:r={fps}:c0={look.colour_a}:c1={look.colour_b}"
-        f":speed={look.gradient_speed:.4f}:duration={seconds:.6f}",
+        f":speed={look.gradient_speed:.4f}:seed={look.gradient_seed}:duration={seconds:.6f}",
         f="lavfi",
     ).video.filter("scale", width, height, flags="fast_bilinear")
 

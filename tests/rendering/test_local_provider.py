@@ -168,3 +168,12 @@ def test_a_long_caption_shrinks_the_text_rather_than_cutting_it(tmp_path):
     long = Layout(1280, 720).caption("A fox runs through the snowy forest toward the frozen river. " * 20)
     assert long.complete and short.complete
     assert long.font_size < short.font_size
+
+
+def test_the_same_prompt_makes_the_same_picture(tmp_path):
+    # ffmpeg's gradients source is random unless seeded; the look must follow the prompt alone.
+    first = render(tmp_path, "first", prompt="Ocean waves at noon", segment_index=0)
+    second = render(tmp_path, "second", prompt="Ocean waves at noon", segment_index=0)
+    a = mean_colour(extract_frame(first, tmp_path / "first.png", 1.0), (0, 0, 320, 240))
+    b = mean_colour(extract_frame(second, tmp_path / "second.png", 1.0), (0, 0, 320, 240))
+    assert a == pytest.approx(b, abs=0.5)
