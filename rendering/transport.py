@@ -35,26 +35,37 @@ def enqueue(task_name: str, *args: Any, **kwargs: Any) -> None:
     """Send a task to the workers. With the broker unreachable (restarting, say), the send is logged
     and dropped: every piece of work is recorded with a lease (jobs.leases) before it is sent, so the
     reaper sends it again once the lease expires; the request or task that sent it carries on."""
-    task = current_app.tasks[task_name]
-    if settings.TASK_RUNNER == "celery":
-        try:
-            task.apply_async(args=args, kwargs=kwargs)
-        except OperationalError as exc:
-            log.warning("could not send %s%r (the reaper will send it again): %s", task_name, args, exc)
-    else:
-        inprocess_runner().submit(task, args, kwargs)
+    _send(task_name, args, kwargs, delay=None)
 
 
 def enqueue_in(delay: float, task_name: str, *args: Any) -> None:
     """`enqueue` after `delay` seconds: a Celery countdown on the fleet, a timer in process."""
+    _send(task_name, args, {}, delay=max(0.0, delay))
+
+
+def _send(task_name: str, args: tuple, kwargs: dict[str, Any], *, delay: float | None) -> None:
     task = current_app.tasks[task_name]
-    if settings.TASK_RUNNER == "celery":
-        try:
-            task.apply_async(args=args, countdown=max(0.0, delay))
-        except OperationalError as exc:  # recorded first; the sender's sweep sends it again
-            log.warning("could not send %s%r (its sweep will send it again): %s", task_name, args, exc)
-    else:
-        inprocess_runner().submit_later(task, args, {}, delay)
+    if settings.TASK_RUNNER != "celery":
+        runner = inprocess_runner()
+        if delay is None:
+            runner.submit(task, args, kwargs)
+        else:
+            runner.submit_later(task, args, kwargs, delay)
+        return
+    options: dict[str, Any] = {"args": args}
+    if kwargs:
+        options["kwargs"] = kwargs
+    if delay is not None:
+        options["countdown"] = delay
+    try:
+        task.apply_async(**options)
+    except OperationalError as exc:  # recorded first: the reaper (or the sender's sweep) sends it again
+        log.warning(
+            "could not send %s%r (the reaper will send it again, or its sender's sweep): %s",
+            task_name,
+            args,
+            exc,
+        )
 
 
 def run_later(
