@@ -334,7 +334,7 @@ X264_PRESET = env_str("X264_PRESET", "veryfast")
 REST_FRAMEWORK = {
     # Token first, so an unauthenticated call gets 401 with a WWW-Authenticate challenge.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "jobs.api.authentication.CompiledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

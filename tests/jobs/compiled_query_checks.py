@@ -1,0 +1,127 @@
+"""Checks of sora_controller.compiled_queries and the reads built on it, shared by the SQLite module
+(test_compiled_queries.py) and the PostgreSQL one (test_compiled_queries_postgres.py): the compiled SQL
+writes values differently on each (a UUID is hex text on SQLite, a uuid on PostgreSQL)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from jobs import selectors
+from jobs.api.output_serializers import SAVED_ANNOTATION, saved_annotation
+from jobs.models import SpendEntry, SpendKind, VideoJob
+from sora_controller import compiled_queries
+from sora_controller.compiled_queries import CompiledQuery, Marker
+from tests.factories import UserFactory, VideoJobFactory
+
+
+def orm_detail(job_id) -> VideoJob:
+    return VideoJob.objects.annotate(**saved_annotation()).select_related("owner").get(id=job_id)
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+class CompiledQueryChecks:
+    def test_the_detail_is_what_the_orm_reads(self) -> None:
+        job = VideoJobFactory(shots=("A fox runs.", "It jumps.", "It sleeps."))
+        for amount in ("0.40", "0.35"):
+            SpendEntry.objects.create(
+                job=job, owner=job.owner, kind=SpendKind.CACHE_SAVING, amount_usd=Decimal(amount)
+            )
+        compiled = selectors.video_job_detail(user=job.owner, job_id=job.id, annotations=saved_annotation())
+        expected = orm_detail(job.id)
+        fields = [field.attname for field in VideoJob._meta.concrete_fields]
+        assert [getattr(compiled, name) for name in fields] == [getattr(expected, name) for name in fields]
+        assert getattr(compiled, SAVED_ANNOTATION) == Decimal("0.75") == getattr(expected, SAVED_ANNOTATION)
+        assert compiled.owner == job.owner
+        segments = list(compiled.segments.all())
+        assert [s.prompt for s in segments] == ["A fox runs.", "It jumps.", "It sleeps."]
+        assert [s.index for s in segments] == [0, 1, 2]
+        assert all(s.job is compiled for s in segments)  # no query to get back to the job
+
+    def test_a_second_call_compiles_nothing_and_reads_the_new_values(self) -> None:
+        owner = UserFactory()
+        first, second = VideoJobFactory(owner=owner), VideoJobFactory(owner=owner, prompt="A heron waits.")
+        selectors.video_job_detail(user=owner, job_id=first.id)
+        shapes = dict(selectors._JOB._compiled)
+        again = selectors.video_job_detail(user=owner, job_id=second.id)
+        assert selectors._JOB._compiled == shapes
+        assert again.id == second.id and again.prompt == "A heron waits."
+
+    def test_another_persons_job_is_not_found_but_staff_see_it(self) -> None:
+        job = VideoJobFactory()
+        stranger = UserFactory()
+        assert selectors.video_job_detail(user=stranger, job_id=job.id) is None
+        staff = UserFactory(is_staff=True)
+        seen = selectors.video_job_detail(user=staff, job_id=job.id)
+        assert seen is not None and seen.owner.get_username() == job.owner.get_username()
+        # The owner's shape is still scoped after the staff shape was compiled.
+        assert selectors.video_job_detail(user=stranger, job_id=job.id) is None
+
+    def test_a_filter_on_the_attached_segments_stays_within_the_job(self) -> None:
+        owner = UserFactory()
+        job = VideoJobFactory(owner=owner)
+        VideoJobFactory(owner=owner)  # more segments in the table, of another job
+        loaded = selectors.video_job_detail(user=owner, job_id=job.id)
+        with CaptureQueriesContext(connection) as queries:
+            assert len(loaded.segments.all()) == job.segments.count()
+        assert len(queries) == 1  # the count above; .all() itself read nothing
+        assert set(loaded.segments.filter(index__gte=0)) == set(job.segments.all())
+
+    def test_a_revoked_token_or_inactive_user_is_refused_on_the_next_call(self) -> None:
+        job = VideoJobFactory()
+        client = token_client(job.owner)
+        url = f"/api/video-jobs/{job.id}/"
+        assert client.get(url).status_code == 200
+        Token.objects.filter(user=job.owner).delete()
+        assert client.get(url).status_code == 401
+        client = token_client(job.owner)
+        assert client.get(url).status_code == 200
+        job.owner.is_active = False
+        job.owner.save()
+        response = client.get(url)
+        assert response.status_code == 401 and "inactive" in response.json()["detail"]
+
+    def test_a_token_that_is_not_a_key_is_refused(self) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Marker.STR.strip()}")
+        assert client.get("/api/video-jobs/").status_code == 401
+
+
+@pytest.mark.django_db
+class TestCompiledQueryRules:
+    """Rules of the mechanism itself (on whatever database the run uses)."""
+
+    def test_fetch_refuses_arguments_it_does_not_know(self) -> None:
+        query = CompiledQuery(lambda shape, job_id: VideoJob.objects.filter(id=job_id), job_id=Marker.UUID)
+        with pytest.raises(TypeError, match="job_id"):
+            query.fetch(id="x")
+
+    def test_prefetches_are_refused(self) -> None:
+        query = CompiledQuery(
+            lambda shape, job_id: VideoJob.objects.filter(id=job_id).prefetch_related("segments"),
+            job_id=Marker.UUID,
+        )
+        with pytest.raises(TypeError, match="prefetch"):
+            query.fetch(job_id=VideoJobFactory().id)
+
+    def test_past_the_shape_limit_the_orm_answers(self, monkeypatch) -> None:
+        monkeypatch.setattr(compiled_queries, "MAX_SHAPES", 1)
+        query = CompiledQuery(
+            lambda shape, job_id: VideoJob.objects.filter(id=job_id, prompt__startswith=shape),
+            job_id=Marker.UUID,
+        )
+        job = VideoJobFactory(prompt="A heron waits.")
+        assert [j.id for j in query.fetch(shape="A heron", job_id=job.id)] == [job.id]
+        assert [j.id for j in query.fetch(shape="A fox", job_id=job.id)] == []
+        assert [j.id for j in query.fetch(shape="A her", job_id=job.id)] == [job.id]
+        assert len(query._compiled) == 1
