@@ -309,8 +309,6 @@ class PlanCardSerializer(StrictInputSerializer):
 class VideoJobPlanSerializer(StrictInputSerializer):
     """A draft's new plan: its cards in order, each becoming one segment."""
 
-    segments = serializers.ListField(child=PlanCardSerializer(), min_length=1)
-
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
         fields["segments"] = serializers.ListField(

@@ -168,11 +168,11 @@ class VideoJobPlanView(JobAPIView):
         operation_id="video_jobs_plan_update",
         tags=["video-jobs"],
         summary="Replace a draft's segments: reorder, split, merge, add or remove its cards in one request",
-        description="The cards are planned as a new job in manual mode with these cards would be (the same "
-        "limits, clip lengths and budget caps); the job becomes manual. The duration follows the cards. "
-        "`source` names the segment a card comes from, so that segment's reference images follow the "
-        "card; images of segments no card names are deleted. Only a draft (409 otherwise); nothing "
-        "changes on any error.",
+        description="The cards are planned exactly as creating a manual-mode job with them would plan them "
+        "(the same limits, clip lengths and budget caps), and the job becomes manual. The duration follows "
+        "the cards. `source` names the segment a card comes from, so that segment's reference images "
+        "follow the card; images of segments no card names are deleted. Only a draft (409 otherwise); "
+        "nothing changes on any error.",
         request=VideoJobPlanSerializer,
         responses={200: VideoJobDetailSerializer, **errors(400, 404, 409)},
     )
