@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 
 from .errors import InvalidInput
 from .models import VideoJob
-from .planning import JobSpec
+from .planning import JobSpec, job_spec_of
 from .services import ReferenceUpload, video_job_submit
 
 COPY_SUFFIX = " (copy)"
@@ -27,23 +27,15 @@ def _copy_title(title: str) -> str:
 
 
 def _spec(job: VideoJob, *, manual: bool) -> JobSpec:
+    if not manual:
+        return job_spec_of(job, title=_copy_title(job.title))
     prompts = [s.prompt for s in job.segments.order_by("index")]
-    return JobSpec(
-        title=_copy_title(job.title),
-        prompt=job.prompt,
-        duration_seconds=job.duration_seconds,
-        segment_seconds=job.segment_seconds,
-        strategy="manual" if manual else job.strategy,
-        manual_prompts=prompts if manual else (),
-        continuity=job.continuity,
-        reference_fit=job.reference_fit,
-        provider=job.provider,
-        model=job.model,
-        size=job.size,
-        fps=job.fps,
-        use_cache=job.use_cache,
-        fallback_models=tuple(job.fallback_models or ()),
-    )
+    return job_spec_of(job, title=_copy_title(job.title), strategy="manual", manual_prompts=prompts)
+
+
+def _about_segments(errors: dict[str, list[str]]) -> bool:
+    # "segments" for the cards as a whole, "segments.<i>.prompt" for one card's prompt.
+    return any(name == "segments" or name.startswith("segments.") for name in errors)
 
 
 def video_job_duplicate(*, job: VideoJob, owner: Any) -> VideoJob:
@@ -61,7 +53,7 @@ def video_job_duplicate(*, job: VideoJob, owner: Any) -> VideoJob:
         try:
             return video_job_submit(owner=owner, spec=_spec(job, manual=manual), references=references)
         except InvalidInput as exc:
-            if not manual or "segments" not in exc.errors:
+            if not manual or not _about_segments(exc.errors):
                 raise
             for handle in handles:
                 handle.seek(0)

@@ -13,7 +13,7 @@ and the budget's per-job estimate check. Errors are InvalidInput with the offend
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -187,13 +187,26 @@ def uses_reference_slots(continuity: str, model: ModelSpec) -> bool:
     return continuity == Continuity.REFERENCE and model.reference_images > 0
 
 
-def _check_prompts_fit(model: ModelSpec, prompts: Sequence[str]) -> None:
-    too_long = [i + 1 for i, prompt in enumerate(prompts) if len(prompt) > model.max_prompt_chars]
-    if too_long:
+def _check_prompts_fit(model: ModelSpec, prompts: Sequence[str], *, manual: bool) -> None:
+    too_long = [i for i, prompt in enumerate(prompts) if len(prompt) > model.max_prompt_chars]
+    if not too_long:
+        return
+    if manual:
+        # The person's own prompts: each message on its card's path (segments.<i>.prompt).
         raise InvalidInput(
-            f"segment prompts {too_long} exceed {model.id}'s {model.max_prompt_chars}-character limit",
-            field="segments",
+            {
+                f"segments.{i}.prompt": [
+                    f"segment prompt {i + 1} is {len(prompts[i])} characters long; {model.id} reads at "
+                    f"most {model.max_prompt_chars}"
+                ]
+                for i in too_long
+            }
         )
+    raise InvalidInput(
+        f"segment prompts {[i + 1 for i in too_long]} exceed {model.id}'s {model.max_prompt_chars}-character "
+        "limit",
+        field="segments",
+    )
 
 
 def _check_model(spec: JobSpec, provider: str, size: str) -> ModelSpec:
@@ -330,7 +343,7 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
     notices: list[str] = []
     try:
         specs = segment_prompt(strategy, spec.prompt, duration, seg_len, context)
-        _check_prompts_fit(model, [s.prompt for s in specs])
+        _check_prompts_fit(model, [s.prompt for s in specs], manual=manual)
         rows = [(s.index, s.prompt, s.is_manual, s.start_seconds, s.end_seconds) for s in specs]
         if manual and lengths:
             rows, notices = _snap_manual(rows, lengths)
@@ -347,6 +360,30 @@ def plan_job(spec: JobSpec, *, check_budget: bool = True) -> CheckedJob:
     fallbacks, uncovered = check_fallbacks(spec, model, size, plan)
     notices = [str(n) for n in context.extra.get("notices", [])] + notices + uncovered
     return CheckedJob(spec, duration, seg_len, fps, plan, notices, fallbacks)
+
+
+def job_spec_of(job: VideoJob, **changes: Any) -> JobSpec:
+    """The spec a stored job was made from, as far as the job keeps it (its stored model and size, so
+    the job's provider defaults do not matter any more), with `changes` applied: what a copy or an edit
+    of the job is planned from."""
+    return replace(
+        JobSpec(
+            title=job.title,
+            prompt=job.prompt,
+            duration_seconds=job.duration_seconds,
+            segment_seconds=job.segment_seconds,
+            strategy=job.strategy,
+            continuity=job.continuity,
+            reference_fit=job.reference_fit,
+            provider=job.provider,
+            model=job.model,
+            size=job.size,
+            fps=job.fps,
+            use_cache=job.use_cache,
+            fallback_models=tuple(job.fallback_models or ()),
+        ),
+        **changes,
+    )
 
 
 def plan_for_job(job: VideoJob) -> Plan:

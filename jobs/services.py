@@ -37,7 +37,7 @@ from .models import (
     Take,
     VideoJob,
 )
-from .planning import CheckedJob, JobSpec, plan_job
+from .planning import CheckedJob, JobSpec, Plan, plan_job
 from .previews import preview_names
 from .render_state import recompute_progress
 from .transitions import SEGMENT_TRANSITIONS, check_move, claim_job, claim_segment
@@ -128,7 +128,13 @@ def _store_job(owner: Any, checked: CheckedJob) -> VideoJob:
         # e.g. the llm planner's fallback to `sentences`, for the person to see.
         notices=checked.notices,
     )
-    Segment.objects.bulk_create(
+    Segment.objects.bulk_create(planned_segments(job, plan))
+    return job
+
+
+def planned_segments(job: VideoJob, plan: Plan) -> list[Segment]:
+    """The (unsaved) segment rows of `plan` for `job`: what a new job stores, and an edited draft too."""
+    return [
         Segment(
             job=job,
             index=planned.index,
@@ -139,8 +145,7 @@ def _store_job(owner: Any, checked: CheckedJob) -> VideoJob:
             render_seconds=planned.render_seconds,
         )
         for planned in plan.segments
-    )
-    return job
+    ]
 
 
 # --- Reference images -------------------------------------------------------------------------------

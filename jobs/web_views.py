@@ -26,7 +26,8 @@ from jobs.catalogue import provider_rows
 from jobs.error_text import SENTENCES, explain
 from jobs.eta import segment_render_time
 from jobs.events import job_state
-from jobs.models import ACTIVE_JOB_STATUSES, Continuity, JobStatus
+from jobs.models import ACTIVE_JOB_STATUSES, Continuity, JobStatus, ReferenceImage, VideoJob
+from jobs.planning import job_spec_of
 from segmentation.registry import strategy_choices
 
 JOBS_PER_PAGE = 25
@@ -130,6 +131,14 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
             "pick": f"{segment}takes/{{number}}/pick/",
         },
     }
+    if job.status == JobStatus.DRAFT:
+        # A draft's cards are edited on the page (static/draftplan.js) and saved in one PUT.
+        config["plan"] = _plan_config(job, state)
+        config["api"].update(
+            plan=reverse("api:video-job-plan", kwargs={"job_id": job.id}),
+            estimate=reverse("api:estimate"),
+            reference_images=reverse("api:reference-image-list", kwargs={"job_id": job.id}),
+        )
     # The page shows provider errors as sentences; the raw code stays in the admin and the API.
     segments = [{**s, "error_text": explain(s["error"])} for s in state["segments"]]
     context = {
@@ -138,8 +147,46 @@ def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
         "segments": segments,
         "job_error": explain(job.error),
         "workspace": config,
+        "plan": config.get("plan"),
     }
     return render(request, "jobs/detail.html", context)
+
+
+def _plan_config(job: VideoJob, state: dict[str, Any]) -> dict[str, Any]:
+    """What a draft's card editor starts from: its cards (each with the newest image bound to its segment,
+    the one a render uses), and the estimate's fields: the job's own spec (jobs.planning.job_spec_of,
+    the same one jobs.plan_edit plans from) in the API's words, with manual segments."""
+    index_of = {segment.id: segment.index for segment in job.segments.all()}
+    newest: dict[int, ReferenceImage] = {}
+    for image in job.reference_images.all():  # prefetched oldest first: the last one wins
+        if image.segment_id in index_of:
+            newest[index_of[image.segment_id]] = image
+    spec = job_spec_of(job)
+    return {
+        "segment_seconds": job.segment_seconds,
+        "max_cards": max(1, int(settings.MAX_DURATION_SECONDS // job.segment_seconds)),
+        "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+        "cards": [
+            {
+                "prompt": segment["prompt"],
+                "source": segment["index"],
+                "image_url": newest[segment["index"]].image.url if segment["index"] in newest else None,
+            }
+            for segment in state["segments"]
+        ],
+        "estimate": {
+            "prompt": spec.prompt,
+            "segment_seconds": spec.segment_seconds,
+            "segmentation_mode": "manual",
+            "continuity": spec.continuity,
+            "reference_fit": spec.reference_fit,
+            "provider": spec.provider,
+            "model": spec.model,
+            "size": spec.size,
+            "fps": spec.fps,
+            "fallback_models": list(spec.fallback_models),
+        },
+    }
 
 
 def provider_catalog() -> list[dict[str, Any]]:

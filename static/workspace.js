@@ -20,12 +20,14 @@ import {
   api,
   confirmAction,
   errorText,
+  formatMoney,
   formatSeconds,
   jobUrl,
   readConfig,
   setBadge,
   statusLabel,
 } from "./common.js";
+import { initPlanEditor } from "./draftplan.js";
 
 // --- The live socket ----------------------------------------------------------------------------
 
@@ -134,6 +136,19 @@ function initJobPage(config) {
   function announce(text) {
     announcer.textContent = text;
   }
+
+  // A draft's cards are edited in the card editor (draftplan.js) instead of the timeline, which is
+  // drawn for the segments the page was served with: once the draft renders, the page is reloaded.
+  const planEditor = config.plan
+    ? initPlanEditor(config, {
+        explain: (text) => humanError(text, config.error_sentences),
+        onSaved: (saved) => {
+          $("#job-shape").textContent = `${saved.duration_seconds} s in ${saved.segment_count} segment${saved.segment_count === 1 ? "" : "s"}`;
+          $("#job-estimate").textContent = formatMoney(Number(saved.cost_estimate_usd));
+        },
+      })
+    : null;
+  const editingPlan = () => planEditor !== null && job.status === "draft";
 
   function applyJob(state) {
     if (!state) return;
@@ -392,8 +407,8 @@ function initJobPage(config) {
     }
     if (Array.isArray(state.segments)) {
       job.segments = state.segments.map((s) => ({ ...s }));
-      if (state.segments.some((s) => !cardOf(s.index))) {
-        // Segments this page has never drawn: only a reload shows them.
+      // Segments this page has never drawn: only a reload shows them (a draft's cards are the editor's).
+      if (planEditor ? !editingPlan() : state.segments.some((s) => !cardOf(s.index))) {
         window.location.reload();
         return;
       }
@@ -543,7 +558,16 @@ function initJobPage(config) {
     return result;
   }
 
-  $("#job-render").addEventListener("click", (event) => act(event.currentTarget, "POST", config.api.render));
+  $("#job-render").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    if (!planEditor) {
+      act(button, "POST", config.api.render);
+      return;
+    }
+    // The cards on the page are what renders: unsaved changes are saved first.
+    if (!(await planEditor.saveIfDirty())) return;
+    if (await act(button, "POST", config.api.render)) window.location.reload();
+  });
   $("#job-retry").addEventListener("click", (event) => act(event.currentTarget, "POST", config.api.retry));
   $("#job-cancel").addEventListener("click", async (event) => {
     const button = event.currentTarget;

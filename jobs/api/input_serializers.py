@@ -141,6 +141,12 @@ class StrictInputSerializer(serializers.Serializer):
 # --- Input --------------------------------------------------------------------------------------------
 
 
+def most_segments() -> int:
+    """A size bound on lists of segments, not a meaning: a huge list is refused before any planning work
+    (the planner's own limits say exactly how many fit)."""
+    return math.ceil(settings.MAX_DURATION_SECONDS / settings.MIN_SEGMENT_SECONDS)
+
+
 class SegmentPromptSerializer(StrictInputSerializer):
     prompt = StrictCharField(help_text="What happens in this segment.")
 
@@ -195,12 +201,10 @@ class VideoJobSpecSerializer(StrictInputSerializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
-        # A size bound, not a meaning: a huge list is refused before any planning work.
-        most = math.ceil(settings.MAX_DURATION_SECONDS / settings.MIN_SEGMENT_SECONDS)
         fields["segments"] = serializers.ListField(
             child=SegmentPromptSerializer(),
             required=False,
-            max_length=most,
+            max_length=most_segments(),
             help_text="Manual mode only: one {prompt} per segment, in order.",
         )
         return fields
@@ -284,6 +288,37 @@ class SegmentUpdateSerializer(StrictInputSerializer):
     prompt = StrictCharField(
         help_text="The new prompt (at most MAX_SEGMENT_PROMPT_CHARS); marks the segment as manually written."
     )
+
+
+class PlanCardSerializer(StrictInputSerializer):
+    prompt = StrictCharField(
+        help_text="What happens in this card's segment (at most MAX_SEGMENT_PROMPT_CHARS)."
+    )
+    source = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=1_000_000,
+        help_text="The index of the current segment this card comes from: that segment's reference images "
+        "follow the card (when several cards name one segment, the first keeps them). Null or absent: a "
+        "new card. A segment no card names loses its images.",
+    )
+
+
+class VideoJobPlanSerializer(StrictInputSerializer):
+    """A draft's new plan: its cards in order, each becoming one segment."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["segments"] = serializers.ListField(
+            child=PlanCardSerializer(),
+            min_length=1,
+            max_length=most_segments(),
+            help_text="The cards in order: one segment of the job's segment_seconds each (snapped to the "
+            "model's clip lengths as at creation), so the duration follows the cards.",
+        )
+        return fields
 
 
 class RerenderSerializer(StrictInputSerializer):

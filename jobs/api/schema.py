@@ -63,6 +63,7 @@ def action_schema(operation_id: str, summary: str, *codes: int) -> Any:
 # Operations on one job, addressed by its id.
 _JOB_OPERATIONS = (
     "video_jobs_retrieve",
+    "video_jobs_plan_update",
     "video_jobs_render",
     "video_jobs_retry",
     "video_jobs_cancel",
@@ -100,6 +101,7 @@ LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "video_jobs_create": {"201": _from_job_detail(_BODY_ID)},
     "video_jobs_list": {"200": _links(_JOB_OPERATIONS, job_id="$response.body#/results/0/id")},
     "video_jobs_retrieve": {"200": _from_job_detail(_BODY_ID)},
+    "video_jobs_plan_update": {"200": _from_job_detail(_BODY_ID)},
     **{
         action: {"202": _from_job_detail(_BODY_ID)}
         for action in (
@@ -224,6 +226,7 @@ def document_input_limits(schemas: dict[str, Any]) -> None:
         "VideoJobEstimateRequest": _job_limits(),
         "SegmentPromptRequest": _segment_prompt_limits(),
         "PatchedSegmentUpdateRequest": _segment_prompt_limits(),
+        "PlanCardRequest": _segment_prompt_limits(),
     }
     for name, component in schemas.items():
         if not name.endswith("Request") or component.get("type") != "object":

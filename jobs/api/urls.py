@@ -17,6 +17,7 @@ job = "video-jobs/<uuid:job_id>/"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("video-jobs/", views.VideoJobListCreateView.as_view(), name="video-job-list"),
     path(job, views.VideoJobDetailView.as_view(), name="video-job-detail"),
+    path(f"{job}plan/", views.VideoJobPlanView.as_view(), name="video-job-plan"),
     path(f"{job}render/", views.VideoJobRenderView.as_view(), name="video-job-render"),
     path(f"{job}retry/", views.VideoJobRetryView.as_view(), name="video-job-retry"),
     path(f"{job}cancel/", views.VideoJobCancelView.as_view(), name="video-job-cancel"),

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from idempotency.decorators import idempotent
 from jobs import planning, selectors, services
 from jobs.models import VideoJob
+from jobs.plan_edit import PlanCard, video_job_plan_update
 from jobs.services import ReferenceUpload
 
 from .base import JobAPIView
@@ -34,6 +35,7 @@ from .input_serializers import (
     VideoJobCreateSerializer,
     VideoJobEstimateSerializer,
     VideoJobMultipartCreateSerializer,
+    VideoJobPlanSerializer,
     check_create_length,
     job_spec,
     multipart_job,
@@ -154,6 +156,35 @@ class VideoJobDetailView(JobAPIView):
     def delete(self, request: Request, job_id: uuid.UUID) -> Response:
         services.video_job_delete(job=self.get_job(job_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[job_path_parameter()])
+class VideoJobPlanView(JobAPIView):
+    # The cards are what the owner wrote: operators may not rewrite them.
+    owner_content = True
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="video_jobs_plan_update",
+        tags=["video-jobs"],
+        summary="Replace a draft's segments: reorder, split, merge, add or remove its cards in one request",
+        description="The cards are planned exactly as creating a manual-mode job with them would plan them "
+        "(the same limits, clip lengths and budget caps), and the job becomes manual. The duration follows "
+        "the cards. `source` names the segment a card comes from, so that segment's reference images "
+        "follow the card; images of segments no card names are deleted. Only a draft (409 otherwise); "
+        "nothing changes on any error.",
+        request=VideoJobPlanSerializer,
+        responses={200: VideoJobDetailSerializer, **errors(400, 404, 409)},
+    )
+    def put(self, request: Request, job_id: uuid.UUID) -> Response:
+        job = self.get_job(job_id)
+        serializer = VideoJobPlanSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cards = [
+            PlanCard(prompt=c["prompt"], source=c["source"]) for c in serializer.validated_data["segments"]
+        ]
+        video_job_plan_update(job=job, cards=cards)
+        return self.job_response(job_id)
 
 
 # --- Renders ------------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from ..types import SegmentationContext, SegmentationError, SegmentSpec
 def check_manual_prompts(
     manual_prompts: object, duration: float, segment_length: float, count: int, max_chars: int
 ) -> list[str]:
-    """Return the stripped manual prompts, or raise SegmentationError(field="segments")."""
+    """Return the stripped manual prompts, or raise SegmentationError: field "segments" for the list as a
+    whole, "segments.<i>.prompt" for one prompt (the path the API's body gives it, so a page can show the
+    message on that card)."""
     timing = f"{format_number(duration)} s at {format_number(segment_length)} s per segment"
     needed = f"{count} segment prompt{'s' if count != 1 else ''}"
     prompts: list[object]
@@ -42,21 +44,21 @@ def check_manual_prompts(
         )
     cleaned: list[str] = []
     for position, text in enumerate(prompts, start=1):
+        field = f"segments.{position - 1}.prompt"
         if not isinstance(text, str):
             raise SegmentationError(
-                f"segment prompt {position} must be text, got {type(text).__name__}", field="segments"
+                f"segment prompt {position} must be text, got {type(text).__name__}", field=field
             )
         if is_blank(text):
             raise SegmentationError(
-                f"segment prompt {position} is empty; describe what happens in that segment",
-                field="segments",
+                f"segment prompt {position} is empty; describe what happens in that segment", field=field
             )
         text = text.strip()
         if len(text) > max_chars:
             raise SegmentationError(
                 f"segment prompt {position} is {len(text)} characters long; the limit is {max_chars} "
                 "characters per segment",
-                field="segments",
+                field=field,
             )
         cleaned.append(text)
     return cleaned

@@ -71,6 +71,10 @@ UNKNOWN_KEY_BODIES = {
     ("post", "/api/estimate/", "application/json"): {"prompt": "A fox.", "duration_seconds": 10, "colour": 1},
     ("patch", "/api/video-jobs/{job_id}/segments/{index}/", "application/json"): {"prompt": "x", "colour": 1},
     ("post", "/api/video-jobs/{job_id}/rerender/", "application/json"): {"segments": [0], "colour": 1},
+    ("put", "/api/video-jobs/{job_id}/plan/", "application/json"): {
+        "segments": [{"prompt": "x", "source": 0}],
+        "colour": 1,
+    },
     ("post", "/api/webhook-endpoints/", "application/json"): {
         "url": "https://hooks.example.com/a",
         "colour": 1,

@@ -368,21 +368,30 @@ def test_manual_other_strategies_are_not_manual() -> None:
 
 
 @pytest.mark.parametrize(
-    ("prompts", "message"),
+    ("prompts", "field", "message"),
     [
-        ((), "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got none"),
-        (("a", "b"), "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got 2"),
-        (("a", "b", "c", "d"), "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got 4"),
-        (("a", " \u3000 ", "c"), "segment prompt 2 is empty"),
-        (("", "b", "c"), "segment prompt 1 is empty"),
-        (("a", "b", "x" * 32001), "segment prompt 3 is 32001 characters long; the limit is 32000"),
-        (("a", 5, "c"), "segment prompt 2 must be text"),
+        ((), "segments", "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got none"),
+        (("a", "b"), "segments", "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got 2"),
+        (
+            ("a", "b", "c", "d"),
+            "segments",
+            "manual mode needs 3 segment prompts for 30 s at 10 s per segment, got 4",
+        ),
+        # One prompt's problem is filed under that prompt's path, so a page shows it on that card.
+        (("a", " \u3000 ", "c"), "segments.1.prompt", "segment prompt 2 is empty"),
+        (("", "b", "c"), "segments.0.prompt", "segment prompt 1 is empty"),
+        (
+            ("a", "b", "x" * 32001),
+            "segments.2.prompt",
+            "segment prompt 3 is 32001 characters long; the limit is 32000",
+        ),
+        (("a", 5, "c"), "segments.1.prompt", "segment prompt 2 must be text"),
     ],
 )
-def test_manual_errors(prompts: tuple, message: str) -> None:
+def test_manual_errors(prompts: tuple, field: str, message: str) -> None:
     with pytest.raises(SegmentationError) as info:
         run("manual", STORY, 30, manual_prompts=prompts)
-    assert info.value.field == "segments"
+    assert info.value.field == field
     assert info.value.message.startswith(message)
 
 

@@ -3,7 +3,8 @@ default, with one render at a time (INPROCESS_WORKERS=1, see conftest) so a job'
 while the others still wait:
 
 - plan, then edit, reorder (mouse drag, Move buttons, Alt+Arrow keys), add, split, merge and remove
-  cards, with the server's estimate following; save a draft that survives a reload; render it from the list;
+  cards, with the server's estimate following; save a draft that survives a reload, edit its cards on its
+  own page; render it from the list (a saved draft's card editor: test_draft_plan.py);
 - play a finished card and the preview so far while the others render; edit a card and re-render it;
   compare its takes and pick one; a new version does not replace the playing video without asking;
   open an old version's link; a notification when the video is ready;
@@ -191,17 +192,20 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     job_id = job_id_of(page)
     check(page.get_by_test_id("job-status")).to_have_attribute("data-status", "draft")
     page.reload()
-    for index, prompt in enumerate(cards):
-        check(page.get_by_test_id(f"segment-{index}-prompt")).to_have_text(prompt)
+    page.wait_for_selector("#plan-editor[data-ready=true]")
+    assert card_prompts(page) == cards
     job = page.request.get(f"/api/video-jobs/{job_id}/").json()
     assert job["status"] == "draft" and job["segmentation_mode"] == "manual"
     assert [s["prompt"] for s in job["segments"]] == cards
     assert [image["segment_index"] for image in job["reference_images"]] == [1]
-    # A draft's card can still be edited in place (saved, not rendered).
-    page.get_by_test_id("segment-3-edit").click()
-    page.get_by_test_id("segment-3-prompt-input").fill("The boat reaches the harbour.")
-    page.get_by_test_id("segment-3-save").click()
-    check(page.get_by_test_id("segment-3-prompt")).to_have_text("The boat reaches the harbour.")
+    # A draft's cards are still edited in place (saved, not rendered): tests/web/test_draft_plan.py
+    # reorders, splits, merges and removes them too.
+    page.get_by_label("Prompt for card 4").fill("The boat reaches the harbour.")
+    page.get_by_test_id("save-plan").click()
+    check(page.get_by_test_id("plan-status")).to_contain_text("The plan is saved")
+    page.reload()
+    page.wait_for_selector("#plan-editor[data-ready=true]")
+    assert card_prompts(page)[3] == "The boat reaches the harbour."
     check_accessibility(page, "job-draft")
 
     # The list shows it as a draft with a Render button; rendering it from there starts it.

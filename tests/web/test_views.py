@@ -3,13 +3,16 @@ the page's module needs rendered into it."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
 
 import pytest
 from django.test import Client
+from PIL import Image
 
+from jobs import services
 from tests.factories import VideoJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +91,29 @@ def test_the_job_page_renders_the_timeline_and_its_socket(user):
     assert config["api"]["render"] == f"/api/video-jobs/{job.id}/render/"
     assert (
         config["api"]["segment_rerender"].format(index=2) == f"/api/video-jobs/{job.id}/segments/2/rerender/"
+    )
+
+
+def test_a_drafts_page_carries_its_card_editor_and_a_rendered_jobs_page_does_not(user):
+    job = VideoJobFactory(owner=user, shots=("Dawn.", "Noon.", "Dusk."))
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(picture, format="PNG")
+    picture.seek(0)
+    image = services.reference_image_add(job=job, upload=picture, segment_index=1)
+    response = logged_in(user).get(f"/jobs/{job.id}/")
+    assert 'data-testid="plan-editor"' in response.content.decode()
+    plan = page_config(response)["plan"]
+    assert [(c["prompt"], c["source"]) for c in plan["cards"]] == [("Dawn.", 0), ("Noon.", 1), ("Dusk.", 2)]
+    assert [c["image_url"] for c in plan["cards"]] == [None, image.image.url, None]
+    # The estimate is asked with the job's own fields, as the plan will be stored.
+    assert plan["estimate"]["provider"] == "local" and plan["estimate"]["segmentation_mode"] == "manual"
+    assert plan["max_cards"] == 180 and plan["segment_seconds"] == 10
+    assert page_config(response)["api"]["plan"] == f"/api/video-jobs/{job.id}/plan/"
+
+    services.video_job_cancel(job=job)
+    response = logged_in(user).get(f"/jobs/{job.id}/")
+    assert (
+        "plan" not in page_config(response) and 'data-testid="plan-editor"' not in response.content.decode()
     )
 
 
