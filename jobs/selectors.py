@@ -55,8 +55,8 @@ def video_job_detail(
     job = found[0]
     if job.owner_id == user.pk:
         VideoJob.owner.field.set_cached_value(job, user)
-    _attach(job, "segments", _SEGMENTS.fetch(job_id=job.id))
-    _attach(job, "reference_images", _IMAGES.fetch(job_id=job.id))
+    attach_prefetched(job, "segments", _SEGMENTS.fetch(job_id=job.id))
+    attach_prefetched(job, "reference_images", _IMAGES.fetch(job_id=job.id))
     return job
 
 
@@ -89,8 +89,9 @@ _IMAGES = CompiledQuery(
 )
 
 
-def _attach(job: VideoJob, name: str, children: list[Any]) -> None:
-    """Store `children` as job.<name>.all(), with each child's job set, as prefetch_related would."""
+def attach_prefetched(job: VideoJob, name: str, children: list[Any]) -> None:
+    """Store `children` (in the selector's order) as job.<name>.all(), with each child's job set, as
+    prefetch_related would."""
     manager = getattr(job, name)
     for child in children:
         manager.field.set_cached_value(child, job)

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import budget, leases
+from . import budget, leases, selectors
 from .errors import IllegalTransition, InvalidInput, NotFound
 from .events import JOB_STATUS, SEGMENT_STATE, job_status, publish_after_commit, segment_state
 from .files import delete_files, delete_files_after_commit
@@ -85,19 +85,23 @@ def video_job_submit(
     """
     checked = plan_job(spec)  # outside any transaction: the llm planner may take seconds
     images = [(upload, check_reference_image(upload.file, field=upload.field)) for upload in references]
-    stored: list[str] = []
+    stored: list[ReferenceImage] = []
     try:
         with transaction.atomic():
-            job = _store_job(owner, checked)
+            job, segments = _store_job(owner, checked)
             for upload, image in images:
-                stored.append(_store_image(job, image, upload.segment_index).image.name)
+                stored.append(_store_image(job, image, upload.segment_index))
             if also is not None:
                 also(job)
             if render:
-                job = video_job_render(job=job)
+                return video_job_render(job=job)
     except Exception:
-        delete_files(stored)  # the rows went with the rollback; their files must go too
+        delete_files([image.image.name for image in stored])  # the rows went with the rollback
         raise
+    # A draft is exactly the rows written here: hand them back as the detail selector would load them,
+    # so the caller's answer needs no read-back.
+    selectors.attach_prefetched(job, "segments", segments)
+    selectors.attach_prefetched(job, "reference_images", stored)
     return job
 
 
@@ -106,7 +110,7 @@ def video_job_create(*, owner: Any, **fields: Any) -> VideoJob:
     return video_job_submit(owner=owner, spec=JobSpec(**fields))
 
 
-def _store_job(owner: Any, checked: CheckedJob) -> VideoJob:
+def _store_job(owner: Any, checked: CheckedJob) -> tuple[VideoJob, list[Segment]]:
     spec, plan = checked.spec, checked.plan
     job = VideoJob.objects.create(
         owner=owner,
@@ -128,8 +132,8 @@ def _store_job(owner: Any, checked: CheckedJob) -> VideoJob:
         # e.g. the llm planner's fallback to `sentences`, for the person to see.
         notices=checked.notices,
     )
-    Segment.objects.bulk_create(planned_segments(job, plan))
-    return job
+    segments = Segment.objects.bulk_create(planned_segments(job, plan))
+    return job, segments
 
 
 def planned_segments(job: VideoJob, plan: Plan) -> list[Segment]:

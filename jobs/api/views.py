@@ -8,6 +8,7 @@ catalog_views.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.urls import reverse
@@ -41,6 +42,7 @@ from .input_serializers import (
     multipart_job,
 )
 from .output_serializers import (
+    SAVED_ANNOTATION,
     EstimateSerializer,
     VideoJobDetailSerializer,
     VideoJobListSerializer,
@@ -126,7 +128,14 @@ class VideoJobListCreateView(JobAPIView):
             render=data["render"],
             also=attach if extensions else None,
         )
-        response = self.job_response(job.id, status.HTTP_201_CREATED)
+        if data["render"]:
+            response = self.job_response(job.id, status.HTTP_201_CREATED)
+        else:
+            # A draft comes back from the service with the rows it wrote attached: answered without
+            # reading them back. Nothing rendered yet, so nothing saved by the cache either.
+            setattr(job, SAVED_ANNOTATION, Decimal(0))
+            detail = VideoJobDetailSerializer(job, context=self.context()).data
+            response = Response(detail, status=status.HTTP_201_CREATED)
         response.data.update(extra)
         response["Location"] = request.build_absolute_uri(
             reverse("api:video-job-detail", kwargs={"job_id": job.id})

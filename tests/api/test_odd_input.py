@@ -223,6 +223,9 @@ def test_a_well_formed_multipart_create_still_works(api):
     response = api.generic("POST", "/api/video-jobs/", body + END, content_type=MULTIPART)
     assert response.status_code == 201, response.content[:300]
     assert VideoJob.objects.count() == 1 and ReferenceImage.objects.count() == 1
+    # A draft is answered from the rows written, image included: the same as reading it back.
+    assert response.json()["status"] == "draft"
+    assert response.json() == api.get(response["Location"]).json()
 
 
 # --- Malformed multipart uploads to an existing job ---------------------------------------------------

@@ -95,11 +95,21 @@ class TestQueryCountsWithTokens:
     def test_create(self, token_api, django_assert_num_queries):
         payload = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
         # token + user; the job and its segments stored in one transaction (a savepoint inside the
-        # test's own transaction: open, two inserts, release); then the job read back as the detail
-        # reads it (three queries). Planning and the throttle (the cache) cost no query.
-        with django_assert_num_queries(8):
+        # test's own transaction: open, two inserts, release). A draft is answered from the rows just
+        # written, not read back. Planning and the throttle (the cache) cost no query.
+        with django_assert_num_queries(5):
             response = token_api.post("/api/video-jobs/", payload, format="json")
         assert response.status_code == 201 and len(response.json()["segments"]) == 3
+        # ...and the answer is the job exactly as the detail reads it afterwards.
+        assert response.json() == token_api.get(response["Location"]).json()
+
+    def test_create_and_render_reads_the_job_back(self, token_api, django_assert_num_queries):
+        payload = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30}
+        response = token_api.post("/api/video-jobs/", payload, format="json")
+        # Rendering moved the job and its segments on inside the transaction: the answer shows it.
+        assert response.status_code == 201
+        assert response.json()["status"] != "draft"
+        assert {s["status"] for s in response.json()["segments"]} != {"draft"}
 
 
 class TestThrottle:
