@@ -15,6 +15,7 @@ bodies: parameters a view does not document are ignored, as HTTP caches and prox
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Collection, Mapping
@@ -101,6 +102,14 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+def _fresh(field: serializers.Field) -> serializers.Field:
+    def copied(value: Any) -> Any:
+        return copy.deepcopy(value) if isinstance(value, serializers.Field) else value
+
+    args = [copied(value) for value in field._args]
+    return field.__class__(*args, **{key: copied(value) for key, value in field._kwargs.items()})
+
+
 def repeated_parts(data: Any, *, many: Collection[str] = ()) -> dict[str, list[str]]:
     """Field errors for the parts of a multipart body (a QueryDict) sent more than once, except `many`:
     Django would keep only the last one, silently."""
@@ -116,6 +125,13 @@ def repeated_parts(data: Any, *, many: Collection[str] = ()) -> dict[str, list[s
 class StrictInputSerializer(serializers.Serializer):
     # Refuses keys it does not know (and repeated multipart parts), reported per key alongside the
     # other field errors.
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF deep-copies every declared field, arguments and all, for each instance: a third of the
+        # CPU of validating a create. Each field is built anew from its arguments instead, copying only
+        # the arguments that are fields themselves (a ListField's child binds to its new parent); the
+        # others (help text, choices, bounds, validators, which DRF does not copy either) are only read.
+        return {name: _fresh(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
         unknown: dict[str, list[str]] = {}
