@@ -77,11 +77,16 @@ def video_job_submit(
     references: Sequence[ReferenceUpload] = (),
     render: bool = False,
     also: Callable[[VideoJob], None] | None = None,
+    attach_written: bool = False,
 ) -> VideoJob:
     """Plan `spec`, check its images, then store the job with its segments and images, run `also(job)`
     (what another app stores with it, e.g. a callback URL) and (when `render`) queue it, all in one
     transaction: a refusal anywhere (a bad image, a budget cap, a reference mode with no image, the
     other app's part) leaves nothing behind. The one path for the API, the CLI and the page.
+
+    `attach_written`: a draft (nothing rendered) comes back with the rows written here attached as
+    job.segments.all() and job.reference_images.all(), as the detail selector loads them, so an answer
+    needs no read-back. Only for answering: those lists do not follow later changes made through the job.
     """
     checked = plan_job(spec)  # outside any transaction: the llm planner may take seconds
     images = [(upload, check_reference_image(upload.file, field=upload.field)) for upload in references]
@@ -98,10 +103,9 @@ def video_job_submit(
     except Exception:
         delete_files([image.image.name for image in stored])  # the rows went with the rollback
         raise
-    # A draft is exactly the rows written here: hand them back as the detail selector would load them,
-    # so the caller's answer needs no read-back.
-    selectors.attach_prefetched(job, "segments", segments)
-    selectors.attach_prefetched(job, "reference_images", stored)
+    if attach_written:
+        selectors.attach_prefetched(job, "segments", segments)
+        selectors.attach_prefetched(job, "reference_images", stored)
     return job
 
 

@@ -127,6 +127,7 @@ class VideoJobListCreateView(JobAPIView):
             ],
             render=data["render"],
             also=attach if extensions else None,
+            attach_written=True,
         )
         if data["render"]:
             response = self.job_response(job.id, status.HTTP_201_CREATED)
