@@ -45,8 +45,9 @@ def start_fake(latency: float):
     return FakeVideoServer(FakeConfig(latency=latency, poll_after_ms=500, api_key="sk-bench")).start()
 
 
-def run_job(fake, segments: int, latency: float, wait_done) -> dict:
-    """Create and render one sora job of `segments` 4 s segments against `fake`."""
+def run_job(fake, segments: int, latency: float, settle=None) -> dict:
+    """Create and render one sora job of `segments` 4 s segments against `fake`; `settle` runs once the
+    job has finished (the embedded runner waits for its last tasks there)."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
@@ -69,9 +70,19 @@ def run_job(fake, segments: int, latency: float, wait_done) -> dict:
         use_cache=False,
     )
     started = time.monotonic()
+    started_at = time.time()
     services.video_job_render(job=job)
-    wait_done(job.id, timeout=latency * segments + 300)
+    assembling_at = None
+    deadline = started + latency * segments + 300
+    while (status := VideoJob.objects.get(id=job.id).status) not in {JobStatus.COMPLETED, JobStatus.FAILED}:
+        if assembling_at is None and status == JobStatus.ASSEMBLING:
+            assembling_at = time.time()  # seen within one 50 ms look of the real moment
+        if time.monotonic() > deadline:
+            raise SystemExit("the job did not finish in time")
+        time.sleep(0.05)
     wall = time.monotonic() - started
+    if settle is not None:
+        settle()
     job = VideoJob.objects.get(id=job.id)
     if job.status != JobStatus.COMPLETED:
         raise SystemExit(f"the job ended {job.status}: {job.error}")
@@ -81,6 +92,41 @@ def run_job(fake, segments: int, latency: float, wait_done) -> dict:
         "assembly": (job.finished_at - last_clip).total_seconds(),
         "in_flight": fake.stats.max_in_flight,
         "creates": fake.stats.creates,
+        "phases": phases(fake, job, latency, started_at, assembling_at),
+    }
+
+
+def phases(fake, job, latency: float, started_at: float, assembling_at: float | None) -> dict:
+    """Where the wall time went, in seconds from the render's start, from the fake's own clock (when each
+    create arrived, when each clip was ready, when a retrieve first answered it finished, its download)
+    and the database's (when each segment completed, when the job finished)."""
+    videos = {v.id: v for v in fake.state.videos.values()}
+    rows = []
+    for segment in job.segments.all():
+        video = videos[segment.provider_task_id.rsplit("|", 1)[-1]]
+        ready = video.created + latency
+        rows.append(
+            {
+                "created": video.created - started_at,
+                "ready": ready - started_at,
+                "poll_lag": (video.seen_done_at or ready) - ready,
+                "processing": segment.updated_at.timestamp() - (video.seen_done_at or ready),
+                "completed": segment.updated_at.timestamp() - started_at,
+            }
+        )
+    last_completed = max(r["completed"] for r in rows)
+    return {
+        "first_create": min(r["created"] for r in rows),
+        "last_create": max(r["created"] for r in rows),
+        "last_ready": max(r["ready"] for r in rows),
+        "poll_lag_mean": sum(r["poll_lag"] for r in rows) / len(rows),
+        "poll_lag_max": max(r["poll_lag"] for r in rows),
+        "processing_mean": sum(r["processing"] for r in rows) / len(rows),
+        "processing_max": max(r["processing"] for r in rows),
+        "last_completed": last_completed,
+        "assembly_seen": None if assembling_at is None else assembling_at - started_at,
+        "finished": job.finished_at.timestamp() - started_at,
+        "polls": fake.stats.polls,
     }
 
 
@@ -90,22 +136,13 @@ def embedded(args: argparse.Namespace) -> dict:
     django.setup()
     from django.core.management import call_command
 
-    from jobs.models import JobStatus, VideoJob
     from rendering.transport import inprocess_runner
 
     call_command("migrate", verbosity=0)
 
-    def wait_done(job_id, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while VideoJob.objects.get(id=job_id).status not in {JobStatus.COMPLETED, JobStatus.FAILED}:
-            if time.monotonic() > deadline:
-                raise SystemExit("the embedded job did not finish in time")
-            time.sleep(0.05)
-        inprocess_runner().wait_idle(timeout=30)
-
     fake = start_fake(args.latency)
     try:
-        return run_job(fake, args.segments, args.latency, wait_done)
+        return run_job(fake, args.segments, args.latency, lambda: inprocess_runner().wait_idle(timeout=30))
     finally:
         fake.stop()
 
@@ -124,25 +161,16 @@ def fleet(args: argparse.Namespace) -> dict:
     django.setup()
     import redis
 
-    from jobs.models import JobStatus, VideoJob
-    from tests.support.worker import Worker, wait_for
+    from tests.support.worker import Worker
 
     redis.Redis.from_url(pipeline.REDIS).flushdb()
-
-    def wait_done(job_id, timeout: float) -> None:
-        wait_for(
-            lambda: VideoJob.objects.get(id=job_id).status in {JobStatus.COMPLETED, JobStatus.FAILED},
-            timeout=timeout,
-            interval=0.05,
-            what="the fleet job",
-        )
 
     fake = start_fake(args.latency)
     log = pipeline.WORK / "embedded-worker.log"
     worker = Worker("bench-embedded", {**os.environ, "SORA_BASE_URL": fake.url}, log, concurrency=2)
     try:
         worker.wait_ready(timeout=60)
-        return run_job(fake, args.segments, args.latency, wait_done)
+        return run_job(fake, args.segments, args.latency)
     finally:
         worker.stop()
         fake.stop()
@@ -192,7 +220,39 @@ def main(argv: Sequence[str]) -> int:
             f"| {label} | {row['wall']:.2f} | {row['in_flight']} | {target:.2f} "
             f"| {row['wall'] / target:.2f}x | {'PASS' if ok else 'FAIL'} |"
         )
+    print_phases(results)
     return 1 if failed else 0
+
+
+PHASES = (
+    ("first create at the provider", "first_create"),
+    ("last create at the provider", "last_create"),
+    ("last clip ready at the provider", "last_ready"),
+    ("a ready clip seen by a poll after (mean / max)", ("poll_lag_mean", "poll_lag_max")),
+    (
+        "seen -> segment completed: download, conform, frames (mean / max)",
+        ("processing_mean", "processing_max"),
+    ),
+    ("last segment completed", "last_completed"),
+    ("assembly started (seen within 50 ms)", "assembly_seen"),
+    ("job completed", "finished"),
+)
+
+
+def print_phases(results: dict) -> None:
+    """Where the time went: seconds from the render's start (or durations, where it says)."""
+    print("\n| phase, s from the render's start | embedded | fleet |")
+    print("|---|---:|---:|")
+
+    def cell(phases: dict, key) -> str:
+        if isinstance(key, tuple):
+            return " / ".join(f"{phases[k]:.2f}" for k in key)
+        return "-" if phases[key] is None else f"{phases[key]:.2f}"
+
+    embedded, fleet = results["embedded"]["phases"], results["fleet"]["phases"]
+    for label, key in PHASES:
+        print(f"| {label} | {cell(embedded, key)} | {cell(fleet, key)} |")
+    print(f"| provider retrieves (polls) | {embedded['polls']} | {fleet['polls']} |")
 
 
 if __name__ == "__main__":
