@@ -224,7 +224,8 @@ def _render_step(segment: Segment, lease: str, polls: int, since: float) -> str 
                 task = _submit(segment, provider, model, work_dir, report)
                 since = time.time()
             if not task.done:
-                report(task.progress, task.status)
+                if not submitted:  # a create recorded its task's status and progress already
+                    report(task.progress, task.status)
                 delay = next_poll_delay(
                     polls=0 if submitted else polls,  # a render submitted in this step starts afresh
                     progress=task.progress,
@@ -375,7 +376,7 @@ def _submit(
     task = provider.submit(request, on_progress=report)
     try:
         render_state.segment_set_provider_task(
-            segment_id=segment.id, task_id=task.id, provider_status=task.status
+            segment_id=segment.id, task_id=task.id, provider_status=task.status, progress=task.progress
         )
     except (IllegalTransition, NotFound):
         # Cancelled (or its job deleted) while the provider rendered: an expected race, not a crash.
