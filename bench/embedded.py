@@ -1,7 +1,7 @@
 """Benchmark: one job of N segments at provider latency L, through the embedded default and through the
 fleet, side by side.
 
-    python bench/embedded.py [--segments 30] [--latency 10]
+    python bench/embedded.py [--segments 30] [--latency 10] [--progress-steps N]
 
 - embedded: SQLite, the in-process runner with its default 2 threads (a waiting segment goes back on
   the runner's timer instead of holding a thread), run in a subprocess with no DATABASE_URL/REDIS_URL;
@@ -33,16 +33,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", type=int, default=30, help="segments in the job (N)")
     parser.add_argument("--latency", type=float, default=10.0, help="provider seconds per clip (L)")
+    parser.add_argument(
+        "--progress-steps",
+        type=int,
+        default=None,
+        help="distinct progress values the fake reports while rendering (default: the fake's own)",
+    )
     parser.add_argument("--mode", choices=["embedded", "fleet"], default=None, help=argparse.SUPPRESS)
     return parser.parse_args(list(argv))
 
 
-def start_fake(latency: float):
+def start_fake(args: argparse.Namespace):
     from rendering.fake_api import FakeConfig, FakeVideoServer
     from rendering.fake_api import content as fake_content
 
     fake_content.video_bytes("1280x720", 4.0, 30)  # warm the fake's clip cache
-    return FakeVideoServer(FakeConfig(latency=latency, poll_after_ms=500, api_key="sk-bench")).start()
+    config = FakeConfig(latency=args.latency, poll_after_ms=500, api_key="sk-bench")
+    if args.progress_steps:
+        config.progress_steps = args.progress_steps
+    return FakeVideoServer(config).start()
 
 
 def run_job(fake, segments: int, latency: float, settle=None) -> dict:
@@ -140,7 +149,7 @@ def embedded(args: argparse.Namespace) -> dict:
 
     call_command("migrate", verbosity=0)
 
-    fake = start_fake(args.latency)
+    fake = start_fake(args)
     try:
         return run_job(fake, args.segments, args.latency, lambda: inprocess_runner().wait_idle(timeout=30))
     finally:
@@ -165,7 +174,7 @@ def fleet(args: argparse.Namespace) -> dict:
 
     redis.Redis.from_url(pipeline.REDIS).flushdb()
 
-    fake = start_fake(args.latency)
+    fake = start_fake(args)
     log = pipeline.WORK / "embedded-worker.log"
     worker = Worker("bench-embedded", {**os.environ, "SORA_BASE_URL": fake.url}, log, concurrency=2)
     try:
@@ -193,6 +202,8 @@ def main(argv: Sequence[str]) -> int:
                 env.update(DATA_DIR=str(Path(scratch) / "data"), LOG_LEVEL="ERROR")
             command = [sys.executable, __file__, "--mode", mode, "--segments", str(args.segments)]
             command += ["--latency", str(args.latency)]
+            if args.progress_steps:
+                command += ["--progress-steps", str(args.progress_steps)]
             limit = args.latency * args.segments + 900
             out = subprocess.run(
                 command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=limit
@@ -201,9 +212,10 @@ def main(argv: Sequence[str]) -> int:
                 print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
                 return 1
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    steps = f", progress in {args.progress_steps} steps" if args.progress_steps else ""
     print(
         f"One job of {args.segments} segments, provider latency L = {args.latency:g} s per clip "
-        "(fake Videos API), 2 threads / 2 worker processes\n"
+        f"(fake Videos API{steps}), 2 threads / 2 worker processes\n"
     )
     print("| runner | wall s | clips in flight at most | target 1.3 x L + assembly s | vs target | verdict |")
     print("|---|---:|---:|---:|---:|---|")
