@@ -3,7 +3,8 @@
     python bench/pipeline.py [--latency 10] [--segments 6] [--jobs 3] [--workers 4]
 
 Needs PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379). It creates and migrates a database of its
-own (sora_bench_pipeline), uses Redis db 13, starts the fake API in this process and one
+own (sora_bench_pipeline, or BENCH_PIPELINE_DATABASE), uses Redis db 13 (or BENCH_PIPELINE_REDIS_URL;
+bench/embedded.py's fleet run shares both), starts the fake API in this process and one
 `celery worker` subprocess, and prints, side by side in one table:
 
 - one parallel job of M segments: wall time against the provider latency L (ideal: L plus assembly)
@@ -38,9 +39,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATABASE = "sora_bench_pipeline"
+# Overridable so that two runs on one server (several checkouts) do not share a database or a Redis db.
+DATABASE = os.environ.get("BENCH_PIPELINE_DATABASE", "sora_bench_pipeline")
 PG = "postgres://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = os.environ.get("BENCH_PIPELINE_REDIS_URL", "redis://127.0.0.1:6379/13")
 WORK = REPO_ROOT / "var" / "bench-pipeline"
 
 

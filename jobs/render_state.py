@@ -207,11 +207,16 @@ def segment_claim(*, segment_id: int, generation: int, token: str) -> Segment | 
         )
 
 
-def segment_set_provider_task(*, segment_id: int, task_id: str, provider_status: str = "") -> None:
-    """Store the provider's task id before polling, so a restarted worker resumes instead of paying again."""
-    _move_segment(
-        segment_id, "record_task", publish=False, provider_task_id=task_id, provider_status=provider_status
-    )
+def segment_set_provider_task(
+    *, segment_id: int, task_id: str, provider_status: str = "", progress: float | None = None
+) -> None:
+    """Store the provider's task id before polling, so a restarted worker resumes instead of paying again.
+    Given the task's first `progress`, it is recorded and shown in the same move (one transaction per
+    create instead of two), else the move is not published: the caller reports progress next."""
+    fields: dict[str, Any] = {"provider_task_id": task_id, "provider_status": provider_status}
+    if progress is not None:
+        fields["progress"] = max(0.0, min(100.0, float(progress)))
+    _move_segment(segment_id, "record_task", publish=progress is not None, **fields)
 
 
 def segment_progress(

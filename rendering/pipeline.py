@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -72,6 +73,9 @@ class PollLater:
     polled: bool = True
     # True when this step submitted a new render: the poll backoff starts again from it.
     submitted: bool = False
+    # When (time.time(), so any worker can compare) the render was submitted, on the step that did it:
+    # the task carries it to later steps, which estimate from it when the render will finish.
+    submitted_at: float | None = None
 
 
 # Each wait is this much longer than the last: a clip is seen at most ~25 % of its render time after it
@@ -79,19 +83,59 @@ class PollLater:
 POLL_GROWTH = 1.25
 
 
+# A render whose progress points to an end sooner than the backoff's next check is checked then, but
+# never more often than once per this share of the time it has taken so far: a report stuck at 99 % must
+# not turn into a check a second for minutes.
+POLL_ELAPSED_SHARE = 0.05
+
+
 def poll_delay(polls: int) -> float:
     """Backoff for providers that do not say when to poll: 1 s, 1.25 s, 1.56 s ... up to 15 s."""
     return min(POLL_MAX_SECONDS, POLL_MIN_SECONDS * POLL_GROWTH**polls)
 
 
-def _progress_reporter(segment_id: int, lease: str) -> Callable[..., None]:
-    last = {"at": 0.0, "value": -100.0}
+def expected_remaining(progress: float | None, elapsed: float | None) -> float | None:
+    """Seconds until a render that is `progress` % done after `elapsed` seconds finishes, at the pace so
+    far; None when the report says nothing usable (no progress yet, done, or not a number)."""
+    if progress is None or elapsed is None:
+        return None
+    if not (math.isfinite(progress) and math.isfinite(elapsed)) or elapsed <= 0 or not 0 < progress < 100:
+        return None
+    return elapsed * (100.0 - progress) / progress
+
+
+def next_poll_delay(
+    *, polls: int, progress: float | None = None, elapsed: float | None = None, asked: float | None = None
+) -> float:
+    """Seconds until the next status check of a render that is still going, after `polls` checks.
+
+    The backoff (poll_delay) is the longest wait. When the provider reports progress (the Videos API's
+    `progress` percentage) and we know how long ago we submitted (`elapsed`), the check moves up to the
+    expected end, so a finished clip is seen within about a second instead of up to a quarter of its
+    render time later; the number of checks stays the backoff's. Never sooner than POLL_MIN_SECONDS or
+    POLL_ELAPSED_SHARE of the elapsed time, and never sooner than the provider `asked`
+    (openai-poll-after-ms), however long that is."""
+    delay = poll_delay(polls)
+    remaining = expected_remaining(progress, elapsed)
+    if remaining is not None and elapsed is not None:
+        delay = min(delay, max(remaining, POLL_ELAPSED_SHARE * elapsed))
+    delay = max(delay, POLL_MIN_SECONDS)
+    if asked is not None and math.isfinite(asked) and asked > delay:
+        delay = asked
+    return delay
+
+
+def _progress_reporter(segment_id: int, lease: str, shown: tuple[float, str]) -> Callable[..., None]:
+    """Writes progress the segment does not show yet (`shown`: its progress and provider status)."""
+    last = {"at": 0.0, "value": -100.0, "shown": shown}
 
     def report(value: float, provider_status: str = TaskState.IN_PROGRESS) -> None:
+        if (value, provider_status) == last["shown"]:
+            return  # nothing new to show: a poll that changed nothing writes nothing
         now = time.monotonic()
         if now - last["at"] < PROGRESS_EVERY_SECONDS and value - last["value"] < 5.0:
             return
-        last["at"], last["value"] = now, value
+        last["at"], last["value"], last["shown"] = now, value, (value, provider_status)
         if not render_state.segment_progress(
             segment_id=segment_id, progress=value, provider_status=provider_status, token=lease
         ):
@@ -112,10 +156,13 @@ def _fetch(frame: Frame | None, work_dir: Path, name: str, job: VideoJob, model:
     return source
 
 
-def render_segment(*, segment_id: int, generation: int, lease: str, polls: int = 0) -> str | PollLater:
+def render_segment(
+    *, segment_id: int, generation: int, lease: str, polls: int = 0, since: float = 0.0
+) -> str | PollLater:
     """One step of the run `lease` (jobs.leases) rendering a segment: claim it (or take its next
     step), submit or poll the provider task, and once the clip is ready download, conform and complete
-    it. A heartbeat renews the run's lease while the step works.
+    it. A heartbeat renews the run's lease while the step works. `since`: when the render being polled
+    was submitted (time.time(); 0 when unknown, as after a resume), for the poll schedule.
 
     Returns "completed", "failed", "skipped", "abandoned" or SUPERSEDED (another live run holds the
     segment: nothing was touched), or PollLater while the provider works. Raises ProviderError only for
@@ -129,10 +176,10 @@ def render_segment(*, segment_id: int, generation: int, lease: str, polls: int =
     if segment is None:
         return "skipped"
     with heartbeat(lambda: leases.segment_beat(segment_id, lease), what=f"segment {segment_id}"):
-        return _render_step(segment, lease, polls)
+        return _render_step(segment, lease, polls, since)
 
 
-def _render_step(segment: Segment, lease: str, polls: int) -> str | PollLater:
+def _render_step(segment: Segment, lease: str, polls: int, since: float) -> str | PollLater:
     segment_id = segment.id
     generation = segment.job.render_generation
     job = segment.job
@@ -147,7 +194,7 @@ def _render_step(segment: Segment, lease: str, polls: int) -> str | PollLater:
     provider = get_provider(provider_name)
     model = model_spec(provider_name, segment.render_model)
     holder = ratelimit.member(segment_id, generation)
-    report = _progress_reporter(segment_id, lease)
+    report = _progress_reporter(segment_id, lease, shown=(segment.progress, segment.provider_status))
     try:
         with tempfile.TemporaryDirectory(prefix=f"segment-{segment_id}-") as tmp:
             work_dir = Path(tmp)
@@ -175,12 +222,17 @@ def _render_step(segment: Segment, lease: str, polls: int) -> str | PollLater:
                     _show_waiting(segment)
                     return PollLater(wait, polled=False)
                 task = _submit(segment, provider, model, work_dir, report)
+                since = time.time()
             if not task.done:
-                report(task.progress, task.status)
-                # A render submitted in this step starts its poll backoff afresh.
-                backoff = poll_delay(0 if submitted else polls)
-                delay = task.poll_after if task.poll_after is not None else backoff
-                return PollLater(delay, submitted=submitted)
+                if not submitted:  # a create recorded its task's status and progress already
+                    report(task.progress, task.status)
+                delay = next_poll_delay(
+                    polls=0 if submitted else polls,  # a render submitted in this step starts afresh
+                    progress=task.progress,
+                    elapsed=time.time() - since if since > 0 else None,
+                    asked=task.poll_after,
+                )
+                return PollLater(delay, submitted=submitted, submitted_at=since if submitted else None)
             # The provider has stopped rendering: its slot is free for the next create.
             ratelimit.release(provider_name, holder)
             if task.status == TaskState.FAILED:
@@ -324,7 +376,7 @@ def _submit(
     task = provider.submit(request, on_progress=report)
     try:
         render_state.segment_set_provider_task(
-            segment_id=segment.id, task_id=task.id, provider_status=task.status
+            segment_id=segment.id, task_id=task.id, provider_status=task.status, progress=task.progress
         )
     except (IllegalTransition, NotFound):
         # Cancelled (or its job deleted) while the provider rendered: an expected race, not a crash.

@@ -63,13 +63,15 @@ def render_segment(
     transient: int = 0,
     polls: int = 0,
     lease: str = "",
+    since: float = 0.0,
 ) -> str:
     """One run of rendering a segment. `lease` names the run (jobs.leases) and travels with every poll
     of the run; a run sent without one (a first send) is named by its Celery task id, which a
-    redelivery after a crash repeats, so the redelivered message resumes the run at once."""
+    redelivery after a crash repeats, so the redelivered message resumes the run at once. `since`: when
+    the render it polls was submitted (time.time()), for the poll schedule; 0 when not known."""
     with log_context(job_id=job_id, segment_id=segment_id, task="render_segment"):
         lease = lease or run_name(self)
-        return _render_segment(self, job_id, segment_id, generation, transient, polls, lease)
+        return _render_segment(self, job_id, segment_id, generation, transient, polls, lease, since)
 
 
 def run_name(task) -> str:
@@ -79,10 +81,10 @@ def run_name(task) -> str:
 
 
 def _render_segment(
-    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str
+    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str, since: float
 ) -> str:
     self = task
-    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls, lease)
+    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls, lease, since)
     if outcome in (WAITING, pipeline.SUPERSEDED, INTERRUPTED):
         # Not settled: it comes back on a timer, still holding its provider slot. Or another run holds
         # the segment: that run owns the slot and the next step, so this one leaves everything alone.
@@ -102,12 +104,12 @@ def _render_segment(
 
 
 def _render_until_settled(
-    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str
+    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str, since: float
 ) -> str:
     while True:
         try:
             result = pipeline.render_segment(
-                segment_id=segment_id, generation=generation, lease=lease, polls=polls
+                segment_id=segment_id, generation=generation, lease=lease, polls=polls, since=since
             )
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
             transient += 1
@@ -118,7 +120,7 @@ def _render_until_settled(
                     render_state.segment_fail(segment_id=segment_id, error=reason)
                     return "failed"
                 log.warning("segment %s: provider down (%s); moved to %s", segment_id, exc, moved)
-                transient, polls, delay = 0, 0, 0.0
+                transient, polls, since, delay = 0, 0, 0.0, 0.0
             else:
                 delay = backoff_seconds(transient, exc.retry_after)
                 log.info(
@@ -149,6 +151,7 @@ def _render_until_settled(
                 return result
             if result.submitted:
                 polls = 1  # the backoff of a new render starts from its first poll
+                since = result.submitted_at or 0.0
             elif result.polled:
                 polls += 1
             delay = result.delay
@@ -166,7 +169,7 @@ def _render_until_settled(
             transport.run_later(
                 task,
                 (job_id, segment_id, generation),
-                {"transient": transient, "polls": polls, "lease": lease},
+                {"transient": transient, "polls": polls, "lease": lease, "since": since},
                 delay,
                 wake_if=lambda: not _still_rendering(segment_id),
             )
@@ -174,7 +177,7 @@ def _render_until_settled(
         # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
         raise task.retry(
             args=(job_id, segment_id, generation),
-            kwargs={"transient": transient, "polls": polls, "lease": lease},
+            kwargs={"transient": transient, "polls": polls, "lease": lease, "since": since},
             countdown=delay,
             # Waiting on a provider goes to the poll queue, so polls never queue behind new submits.
             queue=settings.POLL_QUEUE,

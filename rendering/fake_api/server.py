@@ -82,6 +82,10 @@ class Video:
     deleted: bool = False
     downloads: int = 0
     notified: bool = False  # its webhook event was sent
+    # When (time.time()) a retrieve first answered a finished state, and the first download: what a
+    # benchmark needs to tell how late a client saw the clip after it was ready.
+    seen_done_at: float | None = None
+    downloaded_at: float | None = None
 
     def state(self, config: FakeConfig, now: float) -> tuple[str, int, float | None]:
         """(status, progress, completed_at) by the time elapsed since creation."""
@@ -221,11 +225,14 @@ class Handler(JsonHandler):
             video = self._find(parts[1])
             if video is None:
                 return None
+            body = self._video_json(video)
             with self.state.lock:
                 self.state.stats.polls += 1
+                if body["status"] in {"completed", "failed"} and video.seen_done_at is None:
+                    video.seen_done_at = time.time()
             return self._send(
                 200,
-                self._video_json(video),
+                body,
                 headers={"openai-poll-after-ms": str(self.state.config.poll_after_ms)},
             )
         if len(parts) == 3 and parts[0] == "videos" and parts[2] == "content":
@@ -452,6 +459,8 @@ class Handler(JsonHandler):
                 f"Invalid value: '{variant}'. Supported values are: video, thumbnail, spritesheet.", "variant"
             )
         with self.state.lock:
+            if video.downloaded_at is None:
+                video.downloaded_at = time.time()
             video.downloads += 1
             self.state.stats.downloads += 1
         return self._send(200, raw=data, content_type=ctype)
