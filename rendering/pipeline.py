@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 # Polling interval bounds for remote providers: start quick, back off to this ceiling.
 POLL_MIN_SECONDS = 1.0
 POLL_MAX_SECONDS = 15.0
+# The quickest checks a provider's own "poll after" hint can ask for.
+POLL_HINT_FLOOR_SECONDS = 0.25
 # Progress is written (and broadcast) at most this often, and on every 5% step.
 PROGRESS_EVERY_SECONDS = 0.5
 # Shown on a segment that waits for a fleet-wide provider slot or create quota.
@@ -109,20 +111,19 @@ def next_poll_delay(
 ) -> float:
     """Seconds until the next status check of a render that is still going, after `polls` checks.
 
-    The backoff (poll_delay) is the longest wait. When the provider reports progress (the Videos API's
-    `progress` percentage) and we know how long ago we submitted (`elapsed`), the check moves up to the
-    expected end, so a finished clip is seen within about a second instead of up to a quarter of its
-    render time later; the number of checks stays the backoff's. Never sooner than POLL_MIN_SECONDS or
-    POLL_ELAPSED_SHARE of the elapsed time, and never sooner than the provider `asked`
-    (openai-poll-after-ms), however long that is."""
+    A provider that says when to look again (`asked`: the Videos API's openai-poll-after-ms) is followed,
+    as its own SDK follows it, down to POLL_HINT_FLOOR_SECONDS (no hint may turn waiting into a busy
+    loop). Otherwise the backoff (poll_delay) is the longest wait, and when the provider reports progress
+    (a percentage) and we know how long ago we submitted (`elapsed`), the check moves up to the expected
+    end, so a finished clip is seen within about a second instead of up to a quarter of its render time
+    later; never sooner than POLL_MIN_SECONDS or POLL_ELAPSED_SHARE of the elapsed time."""
+    if asked is not None and math.isfinite(asked) and asked > 0:
+        return max(asked, POLL_HINT_FLOOR_SECONDS)
     delay = poll_delay(polls)
     remaining = expected_remaining(progress, elapsed)
     if remaining is not None and elapsed is not None:
         delay = min(delay, max(remaining, POLL_ELAPSED_SHARE * elapsed))
-    delay = max(delay, POLL_MIN_SECONDS)
-    if asked is not None and math.isfinite(asked) and asked > delay:
-        delay = asked
-    return delay
+    return max(delay, POLL_MIN_SECONDS)
 
 
 def _progress_reporter(segment_id: int, lease: str, shown: tuple[float, str]) -> Callable[..., None]:

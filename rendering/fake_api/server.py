@@ -48,7 +48,7 @@ class FakeConfig:
     allowed_seconds: tuple[str, ...] = ("4", "8", "12")
     latency: float = 1.0  # seconds from create to completed
     progress_steps: int = 4  # how many distinct progress values appear while in progress
-    poll_after_ms: int = 200  # sent as openai-poll-after-ms on retrieve
+    poll_after_ms: int | None = 200  # sent as openai-poll-after-ms on retrieve (None: not sent)
     failure_rate: float = 0.0  # share of videos that end failed with a transient-looking error
     moderation_word: str = "FORBIDDEN"
     rate_limit_burst: int = 0  # the next N create requests are answered 429
@@ -230,11 +230,8 @@ class Handler(JsonHandler):
                 self.state.stats.polls += 1
                 if body["status"] in {"completed", "failed"} and video.seen_done_at is None:
                     video.seen_done_at = time.time()
-            return self._send(
-                200,
-                body,
-                headers={"openai-poll-after-ms": str(self.state.config.poll_after_ms)},
-            )
+            hint = self.state.config.poll_after_ms
+            return self._send(200, body, headers={} if hint is None else {"openai-poll-after-ms": str(hint)})
         if len(parts) == 3 and parts[0] == "videos" and parts[2] == "content":
             return self._content(parts[1], (query.get("variant") or ["video"])[0])
         return self._send(404, error_body(f"Unknown path {self.path}", code="not_found"))

@@ -14,6 +14,7 @@ from rendering import pipeline
 from rendering.fake_api import FakeConfig
 from rendering.pipeline import (
     POLL_ELAPSED_SHARE,
+    POLL_HINT_FLOOR_SECONDS,
     POLL_MAX_SECONDS,
     POLL_MIN_SECONDS,
     PollLater,
@@ -87,14 +88,15 @@ def test_a_report_stuck_near_the_end_is_checked_at_a_share_of_the_elapsed_time()
     assert POLL_MIN_SECONDS < delay < POLL_MAX_SECONDS
 
 
-def test_never_sooner_than_the_provider_asked_however_long():
+def test_the_provider_says_when_to_look_again_however_long():
     assert next_poll_delay(polls=5, progress=80.0, elapsed=8.0, asked=4.0) == 4.0
     assert next_poll_delay(polls=40, asked=120.0) == 120.0
+    # As its SDK does: a 500 ms hint is a check every 500 ms, below our own backoff's minimum.
+    assert next_poll_delay(polls=5, progress=95.0, elapsed=9.5, asked=0.5) == 0.5
 
 
-def test_a_provider_asking_for_quicker_checks_than_the_minimum_gets_the_minimum():
-    assert next_poll_delay(polls=0, asked=0.05) == POLL_MIN_SECONDS
-    assert next_poll_delay(polls=5, progress=95.0, elapsed=9.5, asked=0.5) == POLL_MIN_SECONDS
+def test_no_hint_turns_waiting_into_a_busy_loop():
+    assert next_poll_delay(polls=0, asked=0.001) == POLL_HINT_FLOOR_SECONDS
 
 
 @pytest.mark.parametrize("asked", [math.nan, -1.0, 0.0])
@@ -105,8 +107,10 @@ def test_an_odd_request_from_the_provider_is_ignored(asked):
 # --- through the pipeline and the in-process runner, against the fake Videos API ----------------------
 
 
-def _queued_segment(user, fake_api, django_capture_on_commit_callbacks, *, latency: float) -> Segment:
-    fake_api.reset(FakeConfig(latency=latency, poll_after_ms=50))
+def _queued_segment(
+    user, fake_api, django_capture_on_commit_callbacks, *, latency: float, poll_after_ms: int | None = 50
+) -> Segment:
+    fake_api.reset(FakeConfig(latency=latency, poll_after_ms=poll_after_ms))
     job = services.video_job_create(
         owner=user, prompt="A lighthouse at night.", duration_seconds=4, segment_seconds=4,
         provider="sora", size="1280x720", use_cache=False,
@@ -120,7 +124,10 @@ def _queued_segment(user, fake_api, django_capture_on_commit_callbacks, *, laten
 def test_the_provider_progress_schedules_the_next_poll(
     user, fake_api, django_capture_on_commit_callbacks, monkeypatch
 ):
-    segment = _queued_segment(user, fake_api, django_capture_on_commit_callbacks, latency=40.0)
+    # A provider that reports progress but does not say when to look again.
+    segment = _queued_segment(
+        user, fake_api, django_capture_on_commit_callbacks, latency=40.0, poll_after_ms=None
+    )
     generation, lease = segment.job.render_generation, "a" * 32
     writes: list[float] = []
     original = render_state.segment_progress
@@ -133,7 +140,7 @@ def test_the_provider_progress_schedules_the_next_poll(
     before = time.time()
     submitted = pipeline.render_segment(segment_id=segment.id, generation=generation, lease=lease)
     assert isinstance(submitted, PollLater) and submitted.submitted
-    # The create records when it was sent; the fake's 50 ms poll-after is below our minimum.
+    # The create records when it was sent; with no hint the first check waits the backoff's minimum.
     assert before <= submitted.submitted_at <= time.time()
     assert submitted.delay == POLL_MIN_SECONDS
     # 32 s into a 40 s render the fake reports 75 %: about 10.7 s left, sooner than the backoff's 14.6 s.
