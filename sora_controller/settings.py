@@ -471,7 +471,7 @@ CORS_URLS_REGEX = r"^/(api|media)/.*$"
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "sora_controller.redis_cache.ReusedClientRedisCache",
+            "BACKEND": "sora_controller.redis_cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             # Bounded: a Redis restart costs a request at most this long, never a hang.
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

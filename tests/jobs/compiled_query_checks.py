@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import signals
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -127,3 +128,40 @@ class TestCompiledQueryRules:
         assert [j.id for j in query.fetch(shape="A fox", job_id=job.id)] == []
         assert [j.id for j in query.fetch(shape="A her", job_id=job.id)] == [job.id]
         assert len(query._compiled) == 1
+
+    def test_instances_are_loaded_rows_that_save_as_updates(self) -> None:
+        job = VideoJobFactory()
+        loaded = selectors.video_job_detail(user=job.owner, job_id=job.id)
+        assert loaded._state.adding is False and loaded._state.db == "default"
+        loaded.title = "A new title"
+        loaded.save(update_fields=["title"])
+        assert VideoJob.objects.get(id=job.id).title == "A new title"
+        assert VideoJob.objects.count() == 1
+
+
+@pytest.mark.django_db
+class TestPlainInstances:
+    def test_a_model_someone_listens_to_is_built_by_its_own_init(self) -> None:
+        job = VideoJobFactory()
+        seen: list[VideoJob] = []
+
+        def listener(sender, instance, **kwargs):
+            seen.append(instance)
+
+        query = CompiledQuery(lambda shape, job_id: VideoJob.objects.filter(id=job_id), job_id=Marker.UUID)
+        signals.post_init.connect(listener, sender=VideoJob)
+        try:
+            (loaded,) = query.fetch(job_id=job.id)
+        finally:
+            signals.post_init.disconnect(listener, sender=VideoJob)
+        assert seen == [loaded]
+        assert not next(iter(query._compiled.values())).plain
+
+    def test_without_listeners_rows_are_written_straight_in(self) -> None:
+        job = VideoJobFactory()
+        query = CompiledQuery(lambda shape, job_id: VideoJob.objects.filter(id=job_id), job_id=Marker.UUID)
+        (loaded,) = query.fetch(job_id=job.id)
+        assert next(iter(query._compiled.values())).plain
+        fields = [field.attname for field in VideoJob._meta.concrete_fields]
+        expected = VideoJob.objects.get(id=job.id)
+        assert [getattr(loaded, name) for name in fields] == [getattr(expected, name) for name in fields]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .compiled_query_checks import CompiledQueryChecks, TestCompiledQueryRules  # noqa: F401
+from .compiled_query_checks import CompiledQueryChecks, TestCompiledQueryRules, TestPlainInstances  # noqa: F401
 
 
 @pytest.mark.django_db
