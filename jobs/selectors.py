@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from sora_controller.compiled_queries import CompiledQuery, Marker
 
@@ -56,7 +56,9 @@ def video_job_detail(
     if job.owner_id == user.pk:
         VideoJob.owner.field.set_cached_value(job, user)
     attach_prefetched(job, "segments", _SEGMENTS.fetch(job_id=job.id))
-    attach_prefetched(job, "reference_images", _IMAGES.fetch(job_id=job.id))
+    # Most jobs have no reference image: the job's own query says so, and then none is asked for.
+    images = _IMAGES.fetch(job_id=job.id) if getattr(job, _HAS_IMAGES) else []
+    attach_prefetched(job, "reference_images", images)
     return job
 
 
@@ -71,7 +73,17 @@ def _job_queryset(shape: _DetailShape, *, job_id: Any, user_id: Any) -> QuerySet
     viewer = get_user_model()(pk=user_id, is_staff=shape.staff)
     # No ordering: the model's default (-created_at) made PostgreSQL walk the owner's (owner, created_at)
     # index through all their jobs instead of taking the primary key.
-    return video_jobs_visible_to(viewer).filter(id=job_id).annotate(**shape.annotations).order_by()[:1]
+    return (
+        video_jobs_visible_to(viewer)
+        .filter(id=job_id)
+        .annotate(
+            **shape.annotations, **{_HAS_IMAGES: Exists(ReferenceImage.objects.filter(job=OuterRef("pk")))}
+        )
+        .order_by()[:1]
+    )
+
+
+_HAS_IMAGES = "_has_reference_images"
 
 
 _JOB = CompiledQuery(

@@ -25,14 +25,19 @@ class TestQueryCounts:
         small = make_job(duration_seconds=10)
         large = make_job(duration_seconds=100)
         assert small.segments.count() == 1 and large.segments.count() == 10
+        bare = make_job(duration_seconds=100)
+        services.reference_image_add(job=small, upload=upload(image_bytes()), segment_index=0)
         for index in range(5):
             services.reference_image_add(job=large, upload=upload(image_bytes()), segment_index=index)
-        # The job (with its owner, and its cache savings summed from the ledger in a subquery), its
-        # segments and its reference images: three queries, however many segments and images.
+        # The job (with its owner, its cache savings summed from the ledger and whether it has images,
+        # in subqueries), its segments and its reference images: three queries, however many segments
+        # and images; two for a job without images (most jobs).
         assert count_queries(api, job_url(small)) == count_queries(api, job_url(large)) == 3
+        assert count_queries(api, job_url(bare)) == 2
 
     def test_segments_and_images_lists_are_constant(self, api, make_job):
         small, large = make_job(duration_seconds=10), make_job(duration_seconds=100)
+        services.reference_image_add(job=small, upload=upload(image_bytes()), segment_index=0)
         for index in range(4):
             services.reference_image_add(job=large, upload=upload(image_bytes()), segment_index=index)
         for suffix in ("segments/", "reference-images/", "estimate/"):
@@ -74,8 +79,8 @@ class TestQueryCountsWithTokens:
 
     def test_job_detail(self, token_api, make_job, django_assert_num_queries):
         job = make_job(duration_seconds=100)
-        # token + user; the job with its owner and cache savings; its segments; its images.
-        with django_assert_num_queries(4):
+        # token + user; the job with its owner, cache savings and whether it has images; its segments.
+        with django_assert_num_queries(3):
             response = token_api.get(job_url(job))
         assert response.status_code == 200 and len(response.json()["segments"]) == 10
 
