@@ -47,6 +47,7 @@ from .models import (
     VideoJob,
 )
 from .planning import render_length, uses_reference_slots
+from .selectors import segment_with_job
 from .transitions import (
     JOB_TRANSITIONS,
     SEGMENT_TRANSITIONS,
@@ -186,7 +187,7 @@ def segment_claim(*, segment_id: int, generation: int, token: str) -> Segment | 
     live run holds the segment."""
     with transaction.atomic():
         lock_job_of_segment(segment_id)
-        segment = Segment.objects.select_related("job").filter(id=segment_id).first()
+        segment = segment_with_job(segment_id)
         if segment is None or segment.job.render_generation != generation:
             return None
         if segment.job.status in FINISHED_JOB_STATUSES:

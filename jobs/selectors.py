@@ -101,6 +101,19 @@ _IMAGES = CompiledQuery(
 )
 
 
+_SEGMENT_WITH_JOB = CompiledQuery(
+    lambda shape, segment_id: Segment.objects.select_related("job").filter(id=segment_id).order_by()[:1],
+    segment_id=Marker.INT,
+)
+
+
+def segment_with_job(segment_id: int) -> Segment | None:
+    """A segment with its job, read as every step of its render reads it first (several times a second
+    per rendering segment while polling, so the query is compiled once per process)."""
+    found = _SEGMENT_WITH_JOB.fetch(segment_id=segment_id)
+    return found[0] if found else None
+
+
 def attach_prefetched(job: VideoJob, name: str, children: list[Any]) -> None:
     """Store `children` (in the selector's order) as job.<name>.all(), with each child's job set, as
     prefetch_related would."""

@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from .errors import IllegalTransition, NotFound
 from .models import JobStatus, Segment, SegmentStatus, VideoJob
+from .selectors import segment_with_job
 
 # Which status may follow which. Anything else is an IllegalTransition.
 JOB_TRANSITIONS: dict[str, set[str]] = {
@@ -52,14 +54,17 @@ def check_move(transitions: dict[str, set[str]], from_statuses: Iterable[str], t
         raise ValueError(f"{', '.join(illegal)} -> {target} is not in the transition table")
 
 
-def lock_job_of_segment(segment_id: int) -> uuid.UUID | None:
+def lock_job_of_segment(segment_id: int) -> None:
     """Lock the job row of a segment, first thing in a transaction (one query: `of=("self",)` locks
-    only the job's row). On SQLite this is a no-op; SQLite serialises writers anyway."""
-    return (
+    only the job's row). Skipped where there is no row locking (SQLite): there a transaction takes the
+    database's write lock as it begins (transaction_mode IMMEDIATE), which serialises writers anyway,
+    and the query would only cost every segment move a round trip."""
+    if not connection.features.has_select_for_update:
+        return
+    list(
         VideoJob.objects.select_for_update(of=("self",))
         .filter(segments__id=segment_id)
-        .values_list("id", flat=True)
-        .first()
+        .values_list("id", flat=True)[:1]
     )
 
 
@@ -106,7 +111,7 @@ def claim_segment(
     updated = Segment.objects.filter(id=segment_id, status__in=from_statuses, **(match or {})).update(
         status=target, updated_at=timezone.now(), **fields
     )
-    segment = Segment.objects.select_related("job").filter(id=segment_id).first()
+    segment = segment_with_job(segment_id)
     if segment is None:
         raise NotFound(f"segment {segment_id} does not exist")
     if updated != 1:

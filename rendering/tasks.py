@@ -19,6 +19,7 @@ from jobs import leases, render_state
 from jobs.errors import IllegalTransition, InvalidInput, NotFound
 from jobs.leases import new_token
 from jobs.models import Segment, SegmentStatus
+from jobs.selectors import segment_with_job
 from sora_controller.logs import log_context
 
 from . import dispatch, pipeline, ratelimit, transport
@@ -187,7 +188,7 @@ def _render_until_settled(
 def _fail_over(segment_id: int, reason: str) -> str | None:
     """The segment's provider stayed down: ask it (best effort) to stop the task we leave behind, then move
     the segment to the job's next fallback model. None when there is none, or the budget refuses it."""
-    segment = Segment.objects.select_related("job").filter(id=segment_id).first()
+    segment = segment_with_job(segment_id)
     if segment is None or segment.status != SegmentStatus.RENDERING:
         return None
     if segment.provider_task_id:
