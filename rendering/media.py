@@ -236,23 +236,41 @@ def _last_frame(container: av.container.InputContainer, stream: av.video.stream.
     Not the last *decoded* frame: with B-frames the decoder's last output can be an earlier picture, and a
     keyframe seek (``-sseof``) lands on the GOP start, not the end (docs/architecture.md, Rendering).
     """
+    return _last_frame_and_frame_at(container, stream, None)[0]
+
+
+def _last_frame_and_frame_at(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, at_seconds: float | None
+) -> tuple[av.VideoFrame, av.VideoFrame | None]:
+    """The last frame, and the frame on screen at `at_seconds` when the pass that finds the last frame
+    decodes it anyway (the time falls in the last GOP, as the middle of a short clip often does);
+    None for the second otherwise, and the caller seeks for it."""
     duration = _duration_seconds(container)
+    target = None if at_seconds is None else (stream.start_time or 0) + at_seconds / stream.time_base
     # Seek a little before the end; the seek itself goes back to the GOP's keyframe, so however long the
     # GOP is we still decode every frame of the last one.
     # If that finds nothing (a duration that overstates the picture, an index-less stream that cannot
     # seek), decode the whole stream from the start instead.
     for seek_at in (max(duration - 1.0, 0.0), 0.0):
         best: av.VideoFrame | None = None
+        first: av.VideoFrame | None = None
+        shown: av.VideoFrame | None = None  # greatest pts not after the target, as _frame_at picks
         try:
             for frame in _decode_from(container, stream, seek_at):
+                if first is None:
+                    first = frame
                 if best is None or frame.pts > best.pts:
                     best = frame
+                if target is not None and frame.pts <= target and (shown is None or frame.pts > shown.pts):
+                    shown = frame
         except av.error.FFmpegError:
             if seek_at == 0.0:
                 raise
             continue
         if best is not None:
-            return best
+            # The pass tells the frame at the target only if it started at or before it.
+            covered = target is not None and first is not None and first.pts <= target
+            return best, (shown if covered else None)
     raise MediaError("no decodable video frame")
 
 
@@ -295,6 +313,25 @@ def _save_image(image: Image.Image, image_path: PathLike, *, fmt: str | None = N
     return final
 
 
+def _save_frame(frame: av.VideoFrame, image_path: PathLike) -> Path:
+    """Save a full-size frame; a PNG is encoded by libavcodec straight from the decoder's picture, at a
+    third of the CPU of converting it to a Pillow image and compressing there (lossless all the same).
+    Every finished clip writes one, so it is on the path between a clip being ready and its segment
+    completing."""
+    final = Path(image_path)
+    if IMAGE_FORMATS.get(final.suffix.lower()) != "PNG":
+        return _save_image(frame.to_image(), final)
+    encoder = av.CodecContext.create("png", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = frame.width, frame.height, "rgb24"
+    # "sub" prediction at level 1: within a few per cent of the default's size, several times faster.
+    encoder.options = {"pred": "sub", "compression_level": "1"}
+    packets = encoder.encode(frame.reformat(format="rgb24")) + encoder.encode(None)
+    with atomic_output(final) as partial, open(partial, "wb") as out:
+        for packet in packets:
+            out.write(bytes(packet))
+    return final
+
+
 def _picture(frame: av.VideoFrame, max_width: int | None) -> Image.Image:
     """The frame as a picture, shrunk to ``max_width`` keeping the aspect ratio; never enlarged (a poster
     gains nothing from it). swscale scales while it converts from the decoder's YUV: a tenth of the CPU of
@@ -316,10 +353,29 @@ def extract_last_frame(video_path: PathLike, image_path: PathLike) -> Path:
     with _open(video_path) as container:
         stream = _video_stream(container, video_path)
         try:
-            image = _last_frame(container, stream).to_image()
+            frame = _last_frame(container, stream)
         except av.error.FFmpegError as exc:
             raise MediaError(f"could not decode the last frame of {video_path}: {exc}") from None
-    return _save_image(image, image_path)
+        return _save_frame(frame, image_path)
+
+
+def extract_last_frame_and_thumbnail(
+    video_path: PathLike, last_path: PathLike, thumb_path: PathLike, at_seconds: float, *, max_width: int
+) -> tuple[Path, Path]:
+    """:func:`extract_last_frame` and :func:`extract_frame` (at `at_seconds`, at most `max_width` wide)
+    together, as every finished clip needs both: one opening of the file, and one decoding pass when the
+    thumbnail's time falls in the last GOP."""
+    if at_seconds < 0:
+        raise ValueError(f"at_seconds must not be negative, got {at_seconds}")
+    with _open(video_path) as container:
+        stream = _video_stream(container, video_path)
+        try:
+            last, shown = _last_frame_and_frame_at(container, stream, at_seconds)
+            if shown is None:
+                shown = _frame_at(container, stream, at_seconds)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"could not decode the frames of {video_path}: {exc}") from None
+        return _save_frame(last, last_path), _save_image(_picture(shown, max_width), thumb_path)
 
 
 def extract_frame(

@@ -30,7 +30,7 @@ from rendering import cache, ratelimit
 from rendering.assembly import ClipInput, assemble, conform_clip, differences, make_poster
 from rendering.frames import Frame, segment_frames
 from rendering.heartbeat import heartbeat
-from rendering.media import MediaError, extract_frame, extract_last_frame, probe
+from rendering.media import MediaError, extract_last_frame_and_thumbnail, probe
 from rendering.media_types import ClipTarget
 from rendering.providers.base import (
     PERMANENT_FAILURE_CODES,
@@ -247,9 +247,9 @@ def _render_step(segment: Segment, lease: str, polls: int, since: float) -> str 
                 wasted = model.cost(segment.render_seconds, job.size)
                 return _new_attempt(segment, f"download expired: {exc.message}", wasted)
             clip = _conform(raw, work_dir, job, segment)
-            last_frame = extract_last_frame(clip, work_dir / "last.png")
-            thumbnail = extract_frame(
-                clip, work_dir / "thumb.jpg", segment.duration_seconds / 2, max_width=320
+            middle = segment.duration_seconds / 2
+            last_frame, thumbnail = extract_last_frame_and_thumbnail(
+                clip, work_dir / "last.png", work_dir / "thumb.jpg", middle, max_width=320
             )
             cost = model.cost(segment.render_seconds, job.size)
             key = cache.segment_cache_key(segment) if cache.takes_part(segment, model) else ""
