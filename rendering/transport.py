@@ -221,6 +221,10 @@ def _put_connections_away() -> None:
         if conn.vendor == "sqlite" and conn.connection is not None and not conn.in_atomic_block:
             continue
         conn.close()
+        if conn.in_atomic_block:
+            # Closed mid-transaction, Django keeps the wrapper marked as inside it and refuses every later
+            # query on this thread: drop the wrapper, so the next task starts with a new one.
+            del connections[conn.alias]
 
 
 _runner: InProcessRunner | None = None

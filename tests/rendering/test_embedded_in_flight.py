@@ -46,3 +46,45 @@ def test_a_cancel_frees_the_waiting_segments_at_once(user, fake_api):
     services.video_job_cancel(job=job)
     # The wake check sees the cancel within a second: nobody waits out the provider's poll delay.
     assert runner.wait_idle(timeout=5)
+
+
+class _Task:
+    """A stand-in for a Celery task: the runner only calls `apply` and reads `name`."""
+
+    name = "tests.connection_probe"
+
+    def __init__(self, body) -> None:
+        self.body = body
+
+    def apply(self, args=(), kwargs=None):
+        return self.body()
+
+
+def test_a_runner_thread_keeps_its_idle_sqlite_connection_and_drops_one_left_in_a_transaction():
+    from django.db import connection, transaction
+
+    from rendering.transport import InProcessRunner
+
+    runner = InProcessRunner(1)  # one thread: every task below runs on it
+    seen = []
+
+    def query():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        seen.append(connection.connection)
+
+    def leave_a_transaction_open():
+        transaction.atomic().__enter__()  # a task that (wrongly) never leaves its transaction
+        query()
+
+    try:
+        for body in (query, query, leave_a_transaction_open, query):
+            runner.submit(_Task(body), ())
+            assert runner.wait_idle(timeout=10)
+    finally:
+        runner.stop_sweeping()
+    assert connection.vendor == "sqlite"
+    # The second task reused the first one's connection; the one left mid-transaction was closed (rolled
+    # back), so the next task opened a fresh one instead of inheriting it.
+    assert seen[0] is seen[1] is seen[2]
+    assert seen[3] is not seen[2]

@@ -10,11 +10,13 @@ import ffmpeg
 import pytest
 from PIL import Image
 
+from rendering import media
 from rendering.media import (
     MediaError,
     atomic_output,
     extract_frame,
     extract_last_frame,
+    extract_last_frame_and_thumbnail,
     probe,
     run_ffmpeg,
 )
@@ -194,6 +196,72 @@ def test_extract_frame_rejects_bad_arguments(make_clip, tmp_path):
     with pytest.raises(ValueError, match="suffix"):
         extract_frame(clip, tmp_path / "x.tiff", 0.1)
     assert list(tmp_path.glob("x.*")) == []
+
+
+def pixels(image_path: Path) -> bytes:
+    with Image.open(image_path) as image:
+        return image.convert("RGB").tobytes()
+
+
+# (red, blue, gop, thumbnail time): the thumbnail's time in the last GOP (one decoding pass), before it
+# (a second seek), and in a one-GOP clip; each time lands where red turns blue or just before.
+@pytest.mark.parametrize(
+    ("red_frames", "blue_frames", "gop", "at", "one_pass"),
+    [
+        (60, 30, 30, 2.0, True),
+        (45, 45, 30, 1.49, False),
+        (30, 30, 250, 1.0, True),
+        (30, 30, 250, 0.99, True),
+        (90, 1, 12, 1.5, False),
+    ],
+)
+def test_last_frame_and_thumbnail_together_are_the_frames_taken_one_by_one(
+    work, monkeypatch, red_frames, blue_frames, gop, at, one_pass
+):
+    # Given a red-then-blue clip with B-frames
+    clip = red_then_blue_clip(work / "clip.mp4", red_frames=red_frames, blue_frames=blue_frames, gop=gop)
+    seeks = []
+    frame_at = media._frame_at
+    monkeypatch.setattr(media, "_frame_at", lambda *args: seeks.append(args[2]) or frame_at(*args))
+
+    # When the last frame and a thumbnail are taken together, and then each on its own
+    last, thumb = extract_last_frame_and_thumbnail(
+        clip, work / "last.png", work / "thumb.png", at, max_width=32
+    )
+    assert seeks == ([] if one_pass else [at])  # a second seek only when the last GOP starts after `at`
+    monkeypatch.setattr(media, "_frame_at", frame_at)
+    alone_last = extract_last_frame(clip, work / "alone-last.png")
+    alone_thumb = extract_frame(clip, work / "alone-thumb.png", at, max_width=32)
+
+    # Then they are the same pictures, pixel for pixel, and the frame on screen at the time is the right one
+    assert (last, thumb) == (work / "last.png", work / "thumb.png")
+    assert pixels(last) == pixels(alone_last)
+    assert pixels(thumb) == pixels(alone_thumb)
+    assert is_blue(centre_pixel(last))
+    on_screen_is_blue = int(at * FPS + 1e-9) >= red_frames  # the frame shown at `at` started by then
+    assert (is_blue if on_screen_is_blue else is_red)(centre_pixel(thumb))
+    with Image.open(thumb) as image:
+        assert image.size == (32, 24)
+
+
+def test_the_last_frame_png_is_the_decoded_picture_losslessly(make_clip, tmp_path):
+    # Given a clip with a busy picture (test pattern, noise-free), whose last frame is saved as PNG
+    clip = make_clip(size="320x240", seconds=1.0)
+    last = extract_last_frame(clip, tmp_path / "last.png")
+
+    # Then the PNG holds exactly the RGB picture of the last displayed frame
+    with Image.open(last) as image:
+        assert (image.format, image.mode, image.size) == ("PNG", "RGB", (320, 240))
+    assert pixels(last) == displayed_frames(clip)[-1].to_image().convert("RGB").tobytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial file left
+
+
+def test_last_frame_and_thumbnail_refuse_a_negative_time_and_leave_nothing(make_clip, tmp_path):
+    clip = make_clip(seconds=0.5)
+
+    with pytest.raises(ValueError, match="negative"):
+        extract_last_frame_and_thumbnail(clip, tmp_path / "l.png", tmp_path / "t.jpg", -0.1, max_width=64)
+    assert list(tmp_path.glob("[lt].*")) == []
 
 
 # -------------------------------------------------------------------------------- ffmpeg and writes
