@@ -225,14 +225,15 @@ if TASK_RUNNER not in {"inprocess", "celery"}:
 INPROCESS_WORKERS = env_int("INPROCESS_WORKERS", 2)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+# Nothing reads a task's result or state from Celery: the database records every segment's and job's
+# state (jobs.render_state). Storing results cost each task two or three Redis round trips (started,
+# retry, success), a poll several times a second per rendering segment.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_TRACK_STARTED = True
 # The visibility timeout must be longer than the longest task (a local render of a 60 s segment or
 # an assembly) plus the longest countdown (60 s backoff), so Redis never re-delivers a running task.
 # Messages of a worker that died (SIGKILL, lost machine) are handed out again once they are older than
