@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
+
+from sora_controller.compiled_queries import CompiledQuery, Marker
 
 from .errors import IllegalTransition, NotFound
 from .models import JobStatus, Segment, SegmentStatus, VideoJob
@@ -54,6 +57,19 @@ def check_move(transitions: dict[str, set[str]], from_statuses: Iterable[str], t
         raise ValueError(f"{', '.join(illegal)} -> {target} is not in the transition table")
 
 
+# Every move of a segment takes this lock first, several times a second per rendering segment while
+# polling: compiled once per process (sora_controller.compiled_queries).
+_JOB_OF_SEGMENT_FOR_UPDATE = CompiledQuery(
+    lambda shape, segment_id: (
+        VideoJob.objects.select_for_update(of=("self",))
+        .filter(segments__id=segment_id)
+        .only("id")
+        .order_by()[:1]
+    ),
+    segment_id=Marker.INT,
+)
+
+
 def lock_job_of_segment(segment_id: int) -> None:
     """Lock the job row of a segment, first thing in a transaction (one query: `of=("self",)` locks
     only the job's row). Skipped where there is no row locking (SQLite): there a transaction takes the
@@ -61,11 +77,9 @@ def lock_job_of_segment(segment_id: int) -> None:
     and the query would only cost every segment move a round trip."""
     if not connection.features.has_select_for_update:
         return
-    list(
-        VideoJob.objects.select_for_update(of=("self",))
-        .filter(segments__id=segment_id)
-        .values_list("id", flat=True)[:1]
-    )
+    if not connection.in_atomic_block:  # as the ORM refuses select_for_update outside a transaction
+        raise TransactionManagementError("lock_job_of_segment() must run inside a transaction")
+    _JOB_OF_SEGMENT_FOR_UPDATE.fetch(segment_id=segment_id)
 
 
 def claim_job(

@@ -104,3 +104,40 @@ def test_two_completions_race_one_is_recorded(user, settings):
     # The losers removed the files they had written: only the winner's clip is on disk.
     clips = list((settings.MEDIA_ROOT / f"jobs/{job.id}/segments").glob("*.mp4"))
     assert [c.name for c in clips] == [segment.clip.name.rsplit("/", 1)[-1]]
+
+
+def test_a_segment_move_holds_its_jobs_row_until_it_commits(user):
+    import threading
+
+    from django.db import OperationalError, connections
+
+    from jobs.transitions import lock_job_of_segment
+
+    job, other = VideoJobFactory(owner=user), VideoJobFactory(owner=user)
+    segment = job.segments.first()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        try:
+            with transaction.atomic():
+                lock_job_of_segment(segment.id)
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        # Another transaction cannot lock the job row meanwhile (NOWAIT: fail instead of waiting)...
+        with pytest.raises(OperationalError, match="could not obtain lock"), transaction.atomic():
+            list(VideoJob.objects.select_for_update(nowait=True).filter(id=job.id))
+        # ...but another job's row is free.
+        with transaction.atomic():
+            assert list(VideoJob.objects.select_for_update(nowait=True).filter(id=other.id))
+    finally:
+        release.set()
+        holder.join(10)
+    with transaction.atomic():
+        assert list(VideoJob.objects.select_for_update(nowait=True).filter(id=job.id))
