@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from rendering.frames import Frame, segment_frames
 from rendering.heartbeat import heartbeat
 from rendering.media import MediaError, extract_last_frame_and_thumbnail, probe
 from rendering.media_types import ClipTarget
+from rendering.poll_schedule import Pace, next_poll_delay, observe
 from rendering.providers.base import (
     PERMANENT_FAILURE_CODES,
     ProviderError,
@@ -47,11 +47,6 @@ from sora_controller import metrics
 
 log = logging.getLogger(__name__)
 
-# Polling interval bounds for remote providers: start quick, back off to this ceiling.
-POLL_MIN_SECONDS = 1.0
-POLL_MAX_SECONDS = 15.0
-# The quickest checks a provider's own "poll after" hint can ask for.
-POLL_HINT_FLOOR_SECONDS = 0.25
 # Progress is written (and broadcast) at most this often, and on every 5% step.
 PROGRESS_EVERY_SECONDS = 0.5
 # Shown on a segment that waits for a fleet-wide provider slot or create quota.
@@ -78,52 +73,8 @@ class PollLater:
     # When (time.time(), so any worker can compare) the render was submitted, on the step that did it:
     # the task carries it to later steps, which estimate from it when the render will finish.
     submitted_at: float | None = None
-
-
-# Each wait is this much longer than the last: a clip is seen at most ~25 % of its render time after it
-# finished (1.5 let a 10 s render wait until 13.2 s), for about two more status checks per clip.
-POLL_GROWTH = 1.25
-
-
-# A render whose progress points to an end sooner than the backoff's next check is checked then, but
-# never more often than once per this share of the time it has taken so far: a report stuck at 99 % must
-# not turn into a check a second for minutes.
-POLL_ELAPSED_SHARE = 0.05
-
-
-def poll_delay(polls: int) -> float:
-    """Backoff for providers that do not say when to poll: 1 s, 1.25 s, 1.56 s ... up to 15 s."""
-    return min(POLL_MAX_SECONDS, POLL_MIN_SECONDS * POLL_GROWTH**polls)
-
-
-def expected_remaining(progress: float | None, elapsed: float | None) -> float | None:
-    """Seconds until a render that is `progress` % done after `elapsed` seconds finishes, at the pace so
-    far; None when the report says nothing usable (no progress yet, done, or not a number)."""
-    if progress is None or elapsed is None:
-        return None
-    if not (math.isfinite(progress) and math.isfinite(elapsed)) or elapsed <= 0 or not 0 < progress < 100:
-        return None
-    return elapsed * (100.0 - progress) / progress
-
-
-def next_poll_delay(
-    *, polls: int, progress: float | None = None, elapsed: float | None = None, asked: float | None = None
-) -> float:
-    """Seconds until the next status check of a render that is still going, after `polls` checks.
-
-    A provider that says when to look again (`asked`: the Videos API's openai-poll-after-ms) is followed,
-    as its own SDK follows it, down to POLL_HINT_FLOOR_SECONDS (no hint may turn waiting into a busy
-    loop). Otherwise the backoff (poll_delay) is the longest wait, and when the provider reports progress
-    (a percentage) and we know how long ago we submitted (`elapsed`), the check moves up to the expected
-    end, so a finished clip is seen within about a second instead of up to a quarter of its render time
-    later; never sooner than POLL_MIN_SECONDS or POLL_ELAPSED_SHARE of the elapsed time."""
-    if asked is not None and math.isfinite(asked) and asked > 0:
-        return max(asked, POLL_HINT_FLOOR_SECONDS)
-    delay = poll_delay(polls)
-    remaining = expected_remaining(progress, elapsed)
-    if remaining is not None and elapsed is not None:
-        delay = min(delay, max(remaining, POLL_ELAPSED_SHARE * elapsed))
-    return max(delay, POLL_MIN_SECONDS)
+    # What the checks so far have seen of the render's progress (rendering.poll_schedule), carried too.
+    pace: Pace | None = None
 
 
 def _progress_reporter(segment_id: int, lease: str, shown: tuple[float, str]) -> Callable[..., None]:
@@ -158,12 +109,19 @@ def _fetch(frame: Frame | None, work_dir: Path, name: str, job: VideoJob, model:
 
 
 def render_segment(
-    *, segment_id: int, generation: int, lease: str, polls: int = 0, since: float = 0.0
+    *,
+    segment_id: int,
+    generation: int,
+    lease: str,
+    polls: int = 0,
+    since: float = 0.0,
+    pace: Pace | None = None,
 ) -> str | PollLater:
     """One step of the run `lease` (jobs.leases) rendering a segment: claim it (or take its next
     step), submit or poll the provider task, and once the clip is ready download, conform and complete
     it. A heartbeat renews the run's lease while the step works. `since`: when the render being polled
-    was submitted (time.time(); 0 when unknown, as after a resume), for the poll schedule.
+    was submitted (time.time(); 0 when unknown, as after a resume), and `pace` what the checks so far
+    saw of its progress, for the poll schedule.
 
     Returns "completed", "failed", "skipped", "abandoned" or SUPERSEDED (another live run holds the
     segment: nothing was touched), or PollLater while the provider works. Raises ProviderError only for
@@ -177,10 +135,12 @@ def render_segment(
     if segment is None:
         return "skipped"
     with heartbeat(lambda: leases.segment_beat(segment_id, lease), what=f"segment {segment_id}"):
-        return _render_step(segment, lease, polls, since)
+        return _render_step(segment, lease, polls, since, pace)
 
 
-def _render_step(segment: Segment, lease: str, polls: int, since: float) -> str | PollLater:
+def _render_step(
+    segment: Segment, lease: str, polls: int, since: float, pace: Pace | None
+) -> str | PollLater:
     segment_id = segment.id
     generation = segment.job.render_generation
     job = segment.job
@@ -223,17 +183,22 @@ def _render_step(segment: Segment, lease: str, polls: int, since: float) -> str 
                     _show_waiting(segment)
                     return PollLater(wait, polled=False)
                 task = _submit(segment, provider, model, work_dir, report)
-                since = time.time()
+                since, pace = time.time(), None
             if not task.done:
                 if not submitted:  # a create recorded its task's status and progress already
                     report(task.progress, task.status)
+                now = time.time()
+                pace = observe(pace, task.progress, now, since)
                 delay = next_poll_delay(
                     polls=0 if submitted else polls,  # a render submitted in this step starts afresh
                     progress=task.progress,
-                    elapsed=time.time() - since if since > 0 else None,
+                    elapsed=now - since if since > 0 else None,
                     asked=task.poll_after,
+                    end_in=pace.end_at - now if pace is not None and pace.end_at is not None else None,
                 )
-                return PollLater(delay, submitted=submitted, submitted_at=since if submitted else None)
+                return PollLater(
+                    delay, submitted=submitted, submitted_at=since if submitted else None, pace=pace
+                )
             # The provider has stopped rendering: its slot is free for the next create.
             ratelimit.release(provider_name, holder)
             if task.status == TaskState.FAILED:

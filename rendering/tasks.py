@@ -23,6 +23,7 @@ from jobs.selectors import segment_with_job
 from sora_controller.logs import log_context
 
 from . import dispatch, pipeline, ratelimit, transport
+from .poll_schedule import Pace
 from .providers.base import ProviderError
 from .providers.registry import get_provider
 from .transport import ASSEMBLE_JOB, RENDER_SEGMENT
@@ -65,14 +66,18 @@ def render_segment(
     polls: int = 0,
     lease: str = "",
     since: float = 0.0,
+    pace: list | None = None,
 ) -> str:
     """One run of rendering a segment. `lease` names the run (jobs.leases) and travels with every poll
     of the run; a run sent without one (a first send) is named by its Celery task id, which a
     redelivery after a crash repeats, so the redelivered message resumes the run at once. `since`: when
-    the render it polls was submitted (time.time()), for the poll schedule; 0 when not known."""
+    the render it polls was submitted (time.time()), for the poll schedule; 0 when not known. `pace`: what
+    the run's checks have seen of the render's progress (rendering.poll_schedule.Pace, as JSON)."""
     with log_context(job_id=job_id, segment_id=segment_id, task="render_segment"):
         lease = lease or run_name(self)
-        return _render_segment(self, job_id, segment_id, generation, transient, polls, lease, since)
+        return _render_segment(
+            self, job_id, segment_id, generation, transient, polls, lease, since, Pace.from_task_arg(pace)
+        )
 
 
 def run_name(task) -> str:
@@ -82,10 +87,20 @@ def run_name(task) -> str:
 
 
 def _render_segment(
-    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str, since: float
+    task,
+    job_id: str,
+    segment_id: int,
+    generation: int,
+    transient: int,
+    polls: int,
+    lease: str,
+    since: float,
+    pace: Pace | None,
 ) -> str:
     self = task
-    outcome = _render_until_settled(self, job_id, segment_id, generation, transient, polls, lease, since)
+    outcome = _render_until_settled(
+        self, job_id, segment_id, generation, transient, polls, lease, since, pace
+    )
     if outcome in (WAITING, pipeline.SUPERSEDED, INTERRUPTED):
         # Not settled: it comes back on a timer, still holding its provider slot. Or another run holds
         # the segment: that run owns the slot and the next step, so this one leaves everything alone.
@@ -105,12 +120,25 @@ def _render_segment(
 
 
 def _render_until_settled(
-    task, job_id: str, segment_id: int, generation: int, transient: int, polls: int, lease: str, since: float
+    task,
+    job_id: str,
+    segment_id: int,
+    generation: int,
+    transient: int,
+    polls: int,
+    lease: str,
+    since: float,
+    pace: Pace | None,
 ) -> str:
     while True:
         try:
             result = pipeline.render_segment(
-                segment_id=segment_id, generation=generation, lease=lease, polls=polls, since=since
+                segment_id=segment_id,
+                generation=generation,
+                lease=lease,
+                polls=polls,
+                since=since,
+                pace=pace,
             )
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
             transient += 1
@@ -121,7 +149,7 @@ def _render_until_settled(
                     render_state.segment_fail(segment_id=segment_id, error=reason)
                     return "failed"
                 log.warning("segment %s: provider down (%s); moved to %s", segment_id, exc, moved)
-                transient, polls, since, delay = 0, 0, 0.0, 0.0
+                transient, polls, since, pace, delay = 0, 0, 0.0, None, 0.0
             else:
                 delay = backoff_seconds(transient, exc.retry_after)
                 log.info(
@@ -155,6 +183,8 @@ def _render_until_settled(
                 since = result.submitted_at or 0.0
             elif result.polled:
                 polls += 1
+            if result.submitted or result.pace is not None:  # a wait for a slot saw nothing: keep it
+                pace = result.pace
             delay = result.delay
         wait = leases.segment_wait(segment_id, lease, delay)
         if wait is None:
@@ -164,13 +194,16 @@ def _render_until_settled(
             # that holds the segment takes its next step; scheduling ours would start a second chain.
             return pipeline.SUPERSEDED
         delay = wait
+        carried = {"transient": transient, "polls": polls, "lease": lease, "since": since}
+        if pace is not None:
+            carried["pace"] = pace.as_task_arg()
         if task.request.is_eager:
             # In-process runs (the embedded default) come back on the runner's timer, as the fleet does
             # with a countdown, so waiting for a provider never holds one of its few threads.
             transport.run_later(
                 task,
                 (job_id, segment_id, generation),
-                {"transient": transient, "polls": polls, "lease": lease, "since": since},
+                carried,
                 delay,
                 wake_if=lambda: not _still_rendering(segment_id),
             )
@@ -178,7 +211,7 @@ def _render_until_settled(
         # Not settled: come back later without holding this worker slot. Raises celery.exceptions.Retry.
         raise task.retry(
             args=(job_id, segment_id, generation),
-            kwargs={"transient": transient, "polls": polls, "lease": lease, "since": since},
+            kwargs=carried,
             countdown=delay,
             # Waiting on a provider goes to the poll queue, so polls never queue behind new submits.
             queue=settings.POLL_QUEUE,

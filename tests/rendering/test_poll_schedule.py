@@ -12,14 +12,16 @@ from jobs import render_state, services
 from jobs.models import Segment
 from rendering import pipeline
 from rendering.fake_api import FakeConfig
-from rendering.pipeline import (
+from rendering.pipeline import PollLater
+from rendering.poll_schedule import (
     POLL_ELAPSED_SHARE,
     POLL_HINT_FLOOR_SECONDS,
     POLL_MAX_SECONDS,
     POLL_MIN_SECONDS,
-    PollLater,
+    Pace,
     expected_remaining,
     next_poll_delay,
+    observe,
     poll_delay,
 )
 from rendering.transport import inprocess_runner
@@ -88,20 +90,92 @@ def test_a_report_stuck_near_the_end_is_checked_at_a_share_of_the_elapsed_time()
     assert POLL_MIN_SECONDS < delay < POLL_MAX_SECONDS
 
 
-def test_the_provider_says_when_to_look_again_however_long():
+def test_the_provider_says_how_soon_it_may_be_asked_again():
+    # Never sooner than asked, however close the end looks...
     assert next_poll_delay(polls=5, progress=80.0, elapsed=8.0, asked=4.0) == 4.0
     assert next_poll_delay(polls=40, asked=120.0) == 120.0
-    # As its SDK does: a 500 ms hint is a check every 500 ms, below our own backoff's minimum.
+    # ...and as soon as asked (below our own minimum) when the end is that near, as its SDK would.
     assert next_poll_delay(polls=5, progress=95.0, elapsed=9.5, asked=0.5) == 0.5
 
 
+def test_a_short_hint_far_from_the_end_is_not_a_reason_to_ask_every_hint():
+    # 10 % after 2 s with a 500 ms hint: the end is ~18 s away, so the backoff's next check, not 0.5 s.
+    assert next_poll_delay(polls=2, progress=10.0, elapsed=2.0, asked=0.5) == poll_delay(2)
+    # Without any report of progress the backoff it is, too.
+    assert next_poll_delay(polls=3, asked=0.5) == poll_delay(3)
+
+
 def test_no_hint_turns_waiting_into_a_busy_loop():
-    assert next_poll_delay(polls=0, asked=0.001) == POLL_HINT_FLOOR_SECONDS
+    assert next_poll_delay(polls=8, progress=99.9, elapsed=1.0, asked=0.001) == POLL_HINT_FLOOR_SECONDS
 
 
 @pytest.mark.parametrize("asked", [math.nan, -1.0, 0.0])
 def test_an_odd_request_from_the_provider_is_ignored(asked):
     assert next_poll_delay(polls=3, asked=asked) == poll_delay(3)
+    assert next_poll_delay(polls=8, progress=99.0, elapsed=5.0, asked=asked) == POLL_MIN_SECONDS
+
+
+# --- Pace: the end that a change of progress points to ------------------------------------------------
+
+
+def test_a_value_that_moved_points_to_the_end_from_the_check_before_the_move():
+    # Submitted at t=100; read 50 % at t=105 and 75 % at t=108: 75 % was crossed after t=105, 5 s in, so
+    # the render ends no sooner than 100 + 5 * 100 / 75.
+    pace = Pace(50.0, 105.0).after(75.0, 108.0, since=100.0)
+    assert pace.progress == 75.0 and pace.seen_at == 108.0
+    assert pace.end_at == pytest.approx(100.0 + 5.0 * 100 / 75)
+
+
+def test_steps_of_a_quarter_are_placed_where_they_were_crossed_not_where_they_were_read():
+    # A 10 s render reported in steps of 25 % and checked every 0.5 s: "75" reads the same from 7.5 s to
+    # 10 s, so the rest at the pace so far says 2.5 to 3.3 s left: up to 3.3 s late. The crossing puts the
+    # end at most a check's worth (times 4/3) early, never late.
+    since, pace, checks = 1000.0, None, [1000.0 + 0.5 * n for n in range(1, 20)]
+    for now in checks:
+        progress = min(99, int((now - since) / 10 * 4) / 4 * 100)
+        pace = observe(pace, progress, now, since)
+        if now - since >= 7.5:
+            assert since + 10.0 - 0.5 * 4 / 3 - 1e-9 <= pace.end_at <= since + 10.0
+    assert expected_remaining(75.0, 9.5) > 3 * 0.5  # what the reading alone said, half a second before
+
+
+def test_the_same_value_again_moves_the_last_reading_on_and_keeps_the_end():
+    pace = Pace(50.0, 105.0, end_at=110.0).after(50.0, 106.0, since=100.0)
+    assert (pace.progress, pace.seen_at, pace.end_at) == (50.0, 106.0, 110.0)
+
+
+@pytest.mark.parametrize("progress", [None, math.nan, -1.0, 40.0])  # 40: a report going back
+def test_odd_or_backward_readings_change_nothing(progress):
+    before = Pace(50.0, 105.0, end_at=110.0)
+    assert before.after(progress, 106.0, since=100.0) == before
+
+
+def test_without_the_submit_time_a_change_gives_no_end():
+    assert Pace(50.0, 105.0).after(75.0, 108.0, since=0.0).end_at is None
+    # And a reading of 100 (done) or of the end from an earlier change keeps that end.
+    assert Pace(75.0, 105.0, end_at=109.0).after(100.0, 108.0, since=100.0).end_at == 109.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, [], [1, 2], [50.0, "x", None], [50.0, math.nan, None], [True, 1.0, None], "50,1,2", {"a": 1}],
+)
+def test_a_pace_from_a_message_is_checked(value):
+    assert Pace.from_task_arg(value) is None
+
+
+def test_a_pace_travels_as_json_and_back():
+    pace = Pace(75.0, 1_700_000_000.5, end_at=1_700_000_003.25)
+    assert Pace.from_task_arg(pace.as_task_arg()) == pace
+    assert Pace.from_task_arg([0, 12, None]) == Pace(0.0, 12.0)
+
+
+def test_the_end_from_the_pace_moves_the_check_up_and_past_it_the_hint_paces_the_checks():
+    assert next_poll_delay(polls=6, progress=75.0, elapsed=8.0, asked=0.5, end_in=1.2) == 1.2
+    assert next_poll_delay(polls=6, progress=75.0, elapsed=8.0, asked=0.5, end_in=-0.3) == 0.5
+    # An end in the past without a hint: the minimum, and a long render's elapsed share.
+    assert next_poll_delay(polls=6, progress=75.0, elapsed=8.0, end_in=-0.3) == POLL_MIN_SECONDS
+    assert next_poll_delay(polls=30, progress=99.0, elapsed=200.0, end_in=-5.0) == pytest.approx(10.0)
 
 
 # --- through the pipeline and the in-process runner, against the fake Videos API ----------------------
@@ -186,3 +260,34 @@ def test_every_poll_of_a_render_knows_when_it_was_submitted(user, fake_api, monk
     assert creates == [0.0, 0.0] and len(polls) >= 2
     # The runner carried each create's time to every later step of that render.
     assert all(since > 0 for since in polls) and len(set(polls)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_short_hint_is_not_a_check_every_hint_when_progress_says_the_end_is_far(
+    user, fake_api, monkeypatch
+):
+    # A 4 s render reported in quarters, and a provider that allows a check every 250 ms: taken as the
+    # interval, that is some 16 checks; the pace puts the checks where the end is (about 7).
+    fake_api.reset(FakeConfig(latency=4.0, poll_after_ms=250, progress_steps=4))
+    paces: list = []
+    original = pipeline.render_segment
+
+    def spy(**kwargs):
+        paces.append(kwargs.get("pace"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(pipeline, "render_segment", spy)
+    job = services.video_job_create(
+        owner=user, prompt="A lighthouse at night.", duration_seconds=4, segment_seconds=4,
+        provider="sora", size="1280x720", use_cache=False,
+    )  # fmt: skip
+    services.video_job_render(job=job)
+    assert inprocess_runner().wait_idle(timeout=60)
+    job.refresh_from_db()
+    assert job.status == "completed", job.error
+    (video,) = fake_api.state.videos.values()
+    assert video.seen_done_at is not None
+    assert fake_api.stats.polls <= 10, fake_api.stats.polls
+    # The runner carried what the checks saw from step to step, and a change of value gave an end.
+    assert paces[0] is None and all(isinstance(p, Pace) for p in paces[2:])
+    assert any(p.end_at is not None for p in paces[2:])
