@@ -91,6 +91,12 @@ def segment_take(segment_id: int, token: str) -> bool:
     )
 
 
+def segment_let_go(segment_id: int, token: str) -> None:
+    """Give back a lease the run `token` took by mistake (the segment belongs to a newer run of its
+    job): expired again, so the reaper resumes the segment at its next sweep, as it would have."""
+    Segment.objects.filter(id=segment_id, lease_token=token).update(lease_expires_at=timezone.now())
+
+
 def segment_holds(segment_id: int, token: str) -> bool:
     return Segment.objects.filter(id=segment_id, lease_token=token).exists()
 

@@ -185,6 +185,22 @@ def segment_claim(*, segment_id: int, generation: int, token: str) -> Segment | 
     on a rendering one whose lease that run holds (or that a lost run left expired). Returns None when
     there is nothing to do (the run is stale, or the segment is settled); raises LeaseHeld when another
     live run holds the segment."""
+    # The next step of a run that holds the segment (every poll) takes the lease with the one conditional
+    # UPDATE it needs anyway, without the job's lock: the UPDATE writes only lease columns, which no
+    # job-level move reads, and every write the step makes later is a checked move of its own. The
+    # generation and the job's status are checked after; a stale run that took a lease gives it back.
+    # Anything else (a first claim, a lease held by another run) goes the long way.
+    if leases.segment_take(segment_id, token):
+        segment = segment_with_job(segment_id)
+        if (
+            segment is not None
+            and segment.status == SegmentStatus.RENDERING
+            and segment.job.render_generation == generation
+            and segment.job.status not in FINISHED_JOB_STATUSES
+        ):
+            return segment
+        leases.segment_let_go(segment_id, token)
+        return None  # stale, or settled since the UPDATE: nothing to do, as the long way would say
     with transaction.atomic():
         lock_job_of_segment(segment_id)
         segment = segment_with_job(segment_id)

@@ -11,7 +11,7 @@ import pytest
 from jobs import ledger, services
 from jobs.errors import InvalidInput
 from jobs.models import JobStatus, SegmentStatus, SpendEntry
-from rendering import pipeline
+from rendering import poll_schedule
 from rendering.transport import inprocess_runner
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +23,7 @@ VEO_FAST = "veo-3.1-fast-generate-001"
 def _quick_retries(settings, monkeypatch):
     settings.TRANSIENT_RETRIES = 2
     settings.X264_PRESET = "ultrafast"
-    monkeypatch.setattr(pipeline, "POLL_MIN_SECONDS", 0.1)
+    monkeypatch.setattr(poll_schedule, "POLL_MIN_SECONDS", 0.1)
     # Backoff between the two failed tries: a fraction of a second, not the production 1-60 s.
     monkeypatch.setattr("rendering.tasks.backoff_seconds", lambda failures, retry_after: 0.1)
 

@@ -74,9 +74,9 @@ def no_caps(settings):
 def _prompt_first_poll(monkeypatch):
     # The fake API finishes a clip in 0.3 s, but the pipeline waits 1 s before its first poll when
     # the provider gives no poll hint on create: poll sooner here to keep these tests quick.
-    from rendering import pipeline
+    from rendering import poll_schedule
 
-    monkeypatch.setattr(pipeline, "POLL_MIN_SECONDS", 0.1)
+    monkeypatch.setattr(poll_schedule, "POLL_MIN_SECONDS", 0.1)
 
 
 @pytest.fixture(autouse=True)

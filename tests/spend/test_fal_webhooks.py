@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from jobs import leases, render_state, services
 from jobs.models import JobStatus, SegmentStatus, WebhookEvent
-from rendering import pipeline, transport
+from rendering import poll_schedule, transport
 from rendering.fake_api.fal import FakeFalServer, FalFakeConfig, WebhookRecorder, sign_fal_webhook
 from rendering.providers.fal import WEBHOOK_PATH
 from rendering.providers.fal_webhooks import clear_jwks_cache
@@ -289,8 +289,8 @@ def test_end_to_end_the_webhook_finishes_the_job_long_before_the_next_poll(
     # busy machine (a delivery before that would find no segment, and polling would have to finish).
     fal.reset(fal_config(latency=1.0))
     # Without the webhook the first poll after the submit is two minutes away.
-    monkeypatch.setattr(pipeline, "POLL_MIN_SECONDS", 120.0)
-    monkeypatch.setattr(pipeline, "POLL_MAX_SECONDS", 120.0)
+    monkeypatch.setattr(poll_schedule, "POLL_MIN_SECONDS", 120.0)
+    monkeypatch.setattr(poll_schedule, "POLL_MAX_SECONDS", 120.0)
     started = time.monotonic()
     job = services.video_job_render(job=fal_job(user))
 
