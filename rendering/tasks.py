@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -74,10 +76,8 @@ def render_segment(
     the render it polls was submitted (time.time()), for the poll schedule; 0 when not known. `pace`: what
     the run's checks have seen of the render's progress (rendering.poll_schedule.Pace, as JSON)."""
     with log_context(job_id=job_id, segment_id=segment_id, task="render_segment"):
-        lease = lease or run_name(self)
-        return _render_segment(
-            self, job_id, segment_id, generation, transient, polls, lease, since, Pace.from_task_arg(pace)
-        )
+        run = RunState(lease or run_name(self), transient, polls, since, Pace.from_task_arg(pace))
+        return _render_segment(self, job_id, segment_id, generation, run)
 
 
 def run_name(task) -> str:
@@ -86,21 +86,33 @@ def run_name(task) -> str:
     return task_id.replace("-", "")[:32] if task_id else new_token()
 
 
-def _render_segment(
-    task,
-    job_id: str,
-    segment_id: int,
-    generation: int,
-    transient: int,
-    polls: int,
-    lease: str,
-    since: float,
-    pace: Pace | None,
-) -> str:
+@dataclass
+class RunState:
+    """What one run of a segment carries from step to step (the task's keyword arguments): its lease
+    token, transient failures so far, status checks of the current render, when that render was
+    submitted (time.time(); 0 when not known) and what the checks saw of its progress."""
+
+    lease: str
+    transient: int = 0
+    polls: int = 0
+    since: float = 0.0
+    pace: Pace | None = None
+
+    def as_task_kwargs(self) -> dict[str, Any]:
+        carried: dict[str, Any] = {
+            "transient": self.transient,
+            "polls": self.polls,
+            "lease": self.lease,
+            "since": self.since,
+        }
+        if self.pace is not None:
+            carried["pace"] = self.pace.as_task_arg()
+        return carried
+
+
+def _render_segment(task, job_id: str, segment_id: int, generation: int, run: RunState) -> str:
     self = task
-    outcome = _render_until_settled(
-        self, job_id, segment_id, generation, transient, polls, lease, since, pace
-    )
+    outcome = _render_until_settled(self, job_id, segment_id, generation, run)
     if outcome in (WAITING, pipeline.SUPERSEDED, INTERRUPTED):
         # Not settled: it comes back on a timer, still holding its provider slot. Or another run holds
         # the segment: that run owns the slot and the next step, so this one leaves everything alone.
@@ -119,39 +131,30 @@ def _render_segment(
     return outcome
 
 
-def _render_until_settled(
-    task,
-    job_id: str,
-    segment_id: int,
-    generation: int,
-    transient: int,
-    polls: int,
-    lease: str,
-    since: float,
-    pace: Pace | None,
-) -> str:
+def _render_until_settled(task, job_id: str, segment_id: int, generation: int, run: RunState) -> str:
+    lease = run.lease
     while True:
         try:
             result = pipeline.render_segment(
                 segment_id=segment_id,
                 generation=generation,
                 lease=lease,
-                polls=polls,
-                since=since,
-                pace=pace,
+                polls=run.polls,
+                since=run.since,
+                pace=run.pace,
             )
         except ProviderError as exc:  # transient: the pipeline records permanent errors itself
-            transient += 1
-            if transient >= settings.TRANSIENT_RETRIES:
-                reason = f"gave up after {transient} tries: {exc.message}"
+            run.transient += 1
+            if run.transient >= settings.TRANSIENT_RETRIES:
+                reason = f"gave up after {run.transient} tries: {exc.message}"
                 moved = _fail_over(segment_id, reason)
                 if moved is None:
                     render_state.segment_fail(segment_id=segment_id, error=reason)
                     return "failed"
                 log.warning("segment %s: provider down (%s); moved to %s", segment_id, exc, moved)
-                transient, polls, since, pace, delay = 0, 0, 0.0, None, 0.0
+                run, delay = RunState(lease), 0.0
             else:
-                delay = backoff_seconds(transient, exc.retry_after)
+                delay = backoff_seconds(run.transient, exc.retry_after)
                 log.info(
                     "segment %s: transient provider error (%s); retrying in %.1fs", segment_id, exc, delay
                 )
@@ -179,12 +182,12 @@ def _render_until_settled(
             if not isinstance(result, pipeline.PollLater):
                 return result
             if result.submitted:
-                polls = 1  # the backoff of a new render starts from its first poll
-                since = result.submitted_at or 0.0
+                run.polls = 1  # the backoff of a new render starts from its first poll
+                run.since = result.submitted_at or 0.0
             elif result.polled:
-                polls += 1
+                run.polls += 1
             if result.submitted or result.pace is not None:  # a wait for a slot saw nothing: keep it
-                pace = result.pace
+                run.pace = result.pace
             delay = result.delay
         wait = leases.segment_wait(segment_id, lease, delay)
         if wait is None:
@@ -194,9 +197,7 @@ def _render_until_settled(
             # that holds the segment takes its next step; scheduling ours would start a second chain.
             return pipeline.SUPERSEDED
         delay = wait
-        carried = {"transient": transient, "polls": polls, "lease": lease, "since": since}
-        if pace is not None:
-            carried["pace"] = pace.as_task_arg()
+        carried = run.as_task_kwargs()
         if task.request.is_eager:
             # In-process runs (the embedded default) come back on the runner's timer, as the fleet does
             # with a countdown, so waiting for a provider never holds one of its few threads.
