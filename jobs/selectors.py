@@ -128,9 +128,28 @@ def attach_prefetched(job: VideoJob, name: str, children: list[Any]) -> None:
     job._prefetched_objects_cache[manager.field.remote_field.cache_name] = queryset
 
 
+# Asked for every segment's create and again for its cache key when it completes: compiled once.
+_SEGMENT_IMAGE = CompiledQuery(
+    lambda shape, segment_id: ReferenceImage.objects.filter(segment_id=segment_id).order_by(
+        "-created_at", "-id"
+    )[:1],
+    segment_id=Marker.INT,
+)
+_JOB_IMAGE = CompiledQuery(
+    lambda shape, job_id: ReferenceImage.objects.filter(job_id=job_id, segment__isnull=True).order_by(
+        "-created_at", "-id"
+    )[:1],
+    job_id=Marker.UUID,
+)
+
+
+def _first(found: list[ReferenceImage]) -> ReferenceImage | None:
+    return found[0] if found else None
+
+
 def segment_own_image(segment: Segment) -> ReferenceImage | None:
     """The newest reference image attached to this one segment (its keyframe), if any."""
-    return ReferenceImage.objects.filter(segment=segment).order_by("-created_at", "-id").first()
+    return _first(_SEGMENT_IMAGE.fetch(segment_id=segment.id))
 
 
 def segment_reference_image(segment: Segment) -> ReferenceImage | None:
@@ -143,11 +162,7 @@ def segment_reference_image(segment: Segment) -> ReferenceImage | None:
     own = segment_own_image(segment)
     if own is not None:
         return own
-    job_image = (
-        ReferenceImage.objects.filter(job_id=segment.job_id, segment__isnull=True)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    job_image = _first(_JOB_IMAGE.fetch(job_id=segment.job_id))
     if job_image is None:
         return None
     if segment.job.continuity == Continuity.REFERENCE or segment.index == 0:
