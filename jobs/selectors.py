@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from sora_controller.compiled_queries import CompiledQuery, Marker, fetch_together
+from sora_controller.compiled_queries import CompiledQuery, Marker
 
 from .models import Continuity, ReferenceImage, Segment, SegmentStatus, VideoJob
 
@@ -49,17 +49,13 @@ def video_job_detail(
         return None
     job_id = VideoJob._meta.pk.to_python(job_id)  # a malformed id fails here as the ORM would fail
     shape = _DetailShape(staff=bool(user.is_staff), annotations=dict(annotations or {}))
-    # The segments are asked for with the job, in one round trip (fetch_together); they are dropped
-    # unread when the job is not visible to `user`.
-    found, segments = fetch_together(
-        (_JOB, {"shape": shape, "job_id": job_id, "user_id": user.pk}), (_SEGMENTS, {"job_id": job_id})
-    )
+    found = _JOB.fetch(shape=shape, job_id=job_id, user_id=user.pk)
     if not found:
         return None
     job = found[0]
     if job.owner_id == user.pk:
         VideoJob.owner.field.set_cached_value(job, user)
-    attach_prefetched(job, "segments", segments)
+    attach_prefetched(job, "segments", _SEGMENTS.fetch(job_id=job.id))
     # Most jobs have no reference image: the job's own query says so, and then none is asked for.
     images = _IMAGES.fetch(job_id=job.id) if getattr(job, _HAS_IMAGES) else []
     attach_prefetched(job, "reference_images", images)

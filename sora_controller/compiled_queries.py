@@ -104,22 +104,19 @@ class CompiledQuery(Generic[M]):
     def fetch(self, *, shape: Any = None, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[M]:
         if values.keys() != self.markers.keys():
             raise TypeError(f"fetch() takes {sorted(self.markers)}, got {sorted(values)}")
-        compiled = self._compiled_for(shape, using)
-        if compiled is None:  # too many shapes: the ORM answers
-            return list(self.build(shape, **values).using(using))
-        with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, self._params(compiled, values))
-            rows = cursor.fetchall()
-        return self._instances(compiled, rows, using)
-
-    def _compiled_for(self, shape: Any, using: str) -> _Compiled | None:
         key = (using, self.shape_key(shape))
         compiled = self._compiled.get(key)
-        return compiled if compiled is not None else self._compile(key, shape)
-
-    @staticmethod
-    def _params(compiled: _Compiled, values: dict[str, Any]) -> list[Any]:
-        return [slot.form(values[slot.name]) if isinstance(slot, _Slot) else slot for slot in compiled.params]
+        if compiled is None:
+            compiled = self._compile(key, shape)
+            if compiled is None:  # too many shapes: the ORM answers
+                return list(self.build(shape, **values).using(using))
+        params = [
+            slot.form(values[slot.name]) if isinstance(slot, _Slot) else slot for slot in compiled.params
+        ]
+        with connections[using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return self._instances(compiled, rows, using)
 
     def _compile(self, key: tuple[str, Hashable], shape: Any) -> _Compiled | None:
         using = key[0]
@@ -186,38 +183,6 @@ class CompiledQuery(Generic[M]):
                 setattr(instance, name, row[position])
             instances.append(instance)
         return instances
-
-
-def fetch_together(
-    *calls: tuple[CompiledQuery[Any], dict[str, Any]], using: str = DEFAULT_DB_ALIAS
-) -> list[list[Any]]:
-    """Each `(query, arguments)` fetched as `query.fetch(**arguments)` would (`shape` among them), in
-    order. On PostgreSQL the queries are sent together in one psycopg pipeline and answered in one round
-    trip instead of one each: under daphne a round trip costs the request's thread a wait for the GIL
-    besides the network's, while every other request's thread is at work. Only for queries that do not
-    depend on each other's answers."""
-    prepared = []
-    for query, arguments in calls:
-        values = dict(arguments)
-        shape = values.pop("shape", None)
-        if values.keys() != query.markers.keys():
-            raise TypeError(f"fetch() takes {sorted(query.markers)}, got {sorted(values)}")
-        prepared.append((query, shape, query._compiled_for(shape, using), values))
-    connection = connections[using]
-    if connection.vendor != "postgresql" or any(compiled is None for _, _, compiled, _ in prepared):
-        return [query.fetch(shape=shape, using=using, **values) for query, shape, _, values in prepared]
-    cursors = [connection.cursor() for _ in prepared]
-    try:
-        with connection.wrap_database_errors, connection.connection.pipeline():
-            for cursor, (query, _, compiled, values) in zip(cursors, prepared, strict=True):
-                cursor.execute(compiled.sql, query._params(compiled, values))
-        return [
-            query._instances(compiled, cursor.fetchall(), using)
-            for cursor, (query, _, compiled, _) in zip(cursors, prepared, strict=True)
-        ]
-    finally:
-        for cursor in cursors:
-            cursor.close()
 
 
 def _builds_plainly(model: type[Model], names: list[str]) -> bool:
