@@ -11,6 +11,7 @@ through jobs.work_queue after commit; events through jobs.events after commit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -19,6 +20,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from sora_controller.compiled_queries import CompiledInsert
 
 from . import budget, leases, selectors
 from .errors import IllegalTransition, InvalidInput, NotFound
@@ -91,8 +94,12 @@ def video_job_submit(
     checked = plan_job(spec)  # outside any transaction: the llm planner may take seconds
     images = [(upload, check_reference_image(upload.file, field=upload.field)) for upload in references]
     stored: list[ReferenceImage] = []
+    # A draft alone is one atomic write (_store_job): no transaction of its own, which would cost two
+    # round trips (BEGIN, COMMIT). Inside the caller's transaction it still gets its savepoint, so a
+    # refusal leaves that transaction usable as before.
+    alone = not images and also is None and not render and not transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with nullcontext() if alone else transaction.atomic():
             job, segments = _store_job(owner, checked)
             for upload, image in images:
                 stored.append(_store_image(job, image, upload.segment_index))
@@ -114,9 +121,16 @@ def video_job_create(*, owner: Any, **fields: Any) -> VideoJob:
     return video_job_submit(owner=owner, spec=JobSpec(**fields))
 
 
+# The job and its segments in one statement on PostgreSQL (sora_controller.compiled_queries).
+_JOB_WITH_SEGMENTS = CompiledInsert(VideoJob, Segment)
+
+
 def _store_job(owner: Any, checked: CheckedJob) -> tuple[VideoJob, list[Segment]]:
+    """Insert the job and its planned segments, atomically on their own: one statement on PostgreSQL,
+    or (another database, or a case the compiled insert leaves to the ORM) the ORM's two inserts in a
+    transaction, which joins the caller's if one is open."""
     spec, plan = checked.spec, checked.plan
-    job = VideoJob.objects.create(
+    job = VideoJob(
         owner=owner,
         title=spec.title,
         prompt=spec.prompt,
@@ -136,7 +150,11 @@ def _store_job(owner: Any, checked: CheckedJob) -> tuple[VideoJob, list[Segment]
         # e.g. the llm planner's fallback to `sentences`, for the person to see.
         notices=checked.notices,
     )
-    segments = Segment.objects.bulk_create(planned_segments(job, plan))
+    segments = planned_segments(job, plan)
+    if not _JOB_WITH_SEGMENTS.insert(job, segments):
+        with transaction.atomic(savepoint=False):
+            job.save(force_insert=True)  # as VideoJob.objects.create()
+            Segment.objects.bulk_create(segments)
     return job, segments
 
 

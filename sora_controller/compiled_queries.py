@@ -21,8 +21,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet, signals
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import AutoField, Model, QuerySet, signals
 from django.db.models.base import ModelState
 from django.db.models.query import ModelIterable, get_related_populators
 
@@ -212,3 +212,138 @@ def _plain_instance(model: type[Model], names: list[str], values: Any, using: st
 def _same(value: Any, marker: Any) -> bool:
     # type() first: True == 1 and 1.0 == 1 must not pass for the integer marker.
     return type(value) is type(marker) and value == marker
+
+
+# --- Inserts ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CompiledInsert:
+    sql: str
+    parent_fields: list[Any]
+    child_fields: list[Any]
+    returning: list[Any]  # the child fields the statement returns (its RETURNING), in order
+    converters: dict[int, Any]
+    compiler: Any
+
+
+class CompiledInsert:
+    """A new row and its new children (rows of `child` with a foreign key to it) inserted by one
+    statement on PostgreSQL, `WITH parent AS (INSERT ...) INSERT ... children ... RETURNING`, its SQL
+    compiled once per process by Django's own insert compilers.
+
+    What it saves, against `parent.save()` then `bulk_create(children)` in a transaction: the two
+    insert compilations, and three of the four round trips (BEGIN, the parent, the children, COMMIT):
+    one statement is atomic on its own. The values are those the ORM writes, prepared per field as its
+    compiler prepares them (pre_save, get_db_prep_save), and the instances end as the ORM leaves them
+    (primary keys returned, saved state). `insert` answers False, having written nothing, when the ORM
+    must do it instead: not PostgreSQL, someone listens to the parent's save signals, a value is an
+    expression, a parent without its primary key or a child with one."""
+
+    def __init__(self, parent: type[Model], child: type[Model]) -> None:
+        self.parent, self.child = parent, child
+        self._compiled: dict[str, _CompiledInsert | None] = {}
+        self._lock = threading.Lock()
+
+    def insert(self, parent: Model, children: list[Model], *, using: str = DEFAULT_DB_ALIAS) -> bool:
+        connection = connections[using]
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            if using in self._compiled or connection.vendor != "postgresql":
+                return False
+            compiled = self._compile(using)
+            if compiled is None:
+                return False
+        if not self._plain_save(parent, children):
+            return False
+        # As Model.save() and QuerySet.bulk_create() check before writing.
+        parent._prepare_related_fields_for_save(operation_name="save")
+        for child in children:
+            child._prepare_related_fields_for_save(operation_name="bulk_create")
+        params = _prepared_values(parent, compiled.parent_fields, connection)
+        rows = [_prepared_values(child, compiled.child_fields, connection) for child in children]
+        if params is None or any(row is None for row in rows):
+            return False
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else []
+        columns = columns or [[] for _ in compiled.child_fields]
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [*params, *columns])
+            returned = cursor.fetchall() if compiled.returning else []
+        if compiled.converters:
+            returned = list(compiled.compiler.apply_converters(returned, compiled.converters))
+        for child, values in zip(children, returned or [()] * len(children), strict=True):
+            for field, value in zip(compiled.returning, values, strict=True):
+                setattr(child, field.attname, value)
+        for instance in (parent, *children):
+            instance._state.adding, instance._state.db = False, using
+        return True
+
+    def _plain_save(self, parent: Model, children: list[Model]) -> bool:
+        # save() sends pre_save and post_save (bulk_create sends nothing): with listeners, the ORM saves.
+        return (
+            type(parent) is self.parent
+            and all(type(child) is self.child for child in children)
+            and parent._is_pk_set()
+            and all(child.pk is None for child in children)
+            and not signals.pre_save.has_listeners(self.parent)
+            and not signals.post_save.has_listeners(self.parent)
+        )
+
+    def _compile(self, using: str) -> _CompiledInsert | None:
+        with self._lock:
+            if using not in self._compiled:
+                self._compiled[using] = self._build(using)
+            return self._compiled[using]
+
+    def _build(self, using: str) -> _CompiledInsert | None:
+        from django.db.models.sql import InsertQuery
+
+        parent_meta, child_meta = self.parent._meta, self.child._meta
+        if parent_meta.parents or child_meta.parents or parent_meta.db_returning_fields:
+            return None  # several tables, or a parent whose insert returns values: the ORM's case
+        if parent_meta.order_with_respect_to or any(
+            hasattr(field, "get_placeholder") for field in (*parent_meta.fields, *child_meta.fields)
+        ):
+            return None
+        # The fields Model._save_table() inserts for a parent with its primary key set, and the ones
+        # bulk_create() inserts for children without theirs.
+        parent_fields = [field for field in parent_meta.local_concrete_fields if not field.generated]
+        child_fields = [
+            field
+            for field in child_meta.concrete_fields
+            if not field.generated and not isinstance(field, AutoField)
+        ]
+        returning = list(child_meta.db_returning_fields)
+        # Compiled from blank instances (their values are not kept); two children, so the children's
+        # statement takes the UNNEST form of arrays, one per column, whatever their number.
+        parent_query = InsertQuery(self.parent)
+        parent_query.insert_values(parent_fields, [self.parent()])
+        ((parent_sql, _),) = parent_query.get_compiler(using=using).as_sql()
+        child_query = InsertQuery(self.child)
+        child_query.insert_values(child_fields, [self.child(), self.child()])
+        compiler = child_query.get_compiler(using=using)
+        compiler.returning_fields = returning
+        ((child_sql, _),) = compiler.as_sql()
+        if "UNNEST(" not in child_sql or parent_sql.count("%s") != len(parent_fields):
+            return None
+        columns = [field.get_col(child_meta.db_table) for field in returning]
+        return _CompiledInsert(
+            sql=f'WITH "compiled_insert_parent" AS ({parent_sql}) {child_sql}',
+            parent_fields=parent_fields,
+            child_fields=child_fields,
+            returning=returning,
+            converters=compiler.get_converters(columns),
+            compiler=compiler,
+        )
+
+
+def _prepared_values(instance: Model, fields: list[Any], connection: Any) -> list[Any] | None:
+    """The values of `instance` as SQLInsertCompiler prepares them; None when one is an expression
+    (which the ORM's compiler resolves into SQL of its own)."""
+    values = []
+    for field in fields:
+        value = field.pre_save(instance, add=True)
+        if hasattr(value, "resolve_expression"):
+            return None
+        values.append(field.get_db_prep_save(value, connection=connection))
+    return values
