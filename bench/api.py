@@ -69,6 +69,23 @@ class Result:
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+# The web process's settings for every API benchmark (bench/api_cpu.py runs the app in process with them).
+SERVER_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "sora_controller.settings",
+    "SECRET_KEY": "bench-only-secret",
+    "BENCH_VIEWS": "1",
+    "API_CREATE_THROTTLE": "1000000/hour",
+    "TASK_RUNNER": "inprocess",
+    "DEBUG": "0",
+    "LOG_LEVEL": "ERROR",
+    # Plain HTTP on loopback: no TLS proxy in front, so no redirect to https.
+    "SECURE_SSL_REDIRECT": "0",
+    "SECURE_HSTS_SECONDS": "0",
+}
+# What every create scenario posts: a draft of three sentences.
+CREATE_BODY = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
+
+
 def setup_data(env: dict[str, str]) -> tuple[str, str]:
     """Migrate, then create the user, its token and a 10-segment job; returns (token key, job id)."""
     subprocess.run(
@@ -225,7 +242,7 @@ def run_configuration(
 ) -> dict[str, Result]:
     """Start `server`, drive every scenario against it (warm-up first), stop it."""
     base, auth = server.url, {"Authorization": f"Token {token}"}
-    body = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
+    body = CREATE_BODY
     requests_by_scenario: dict[str, tuple[Request, int]] = {
         "bare": (lambda s: s.get(f"{base}/api/_bench/json/"), 200),
         "detail": (lambda s: s.get(f"{base}/api/video-jobs/{job_id}/", headers=auth), 200),
@@ -332,21 +349,12 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="sora-bench-api-"))
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "sora_controller.settings",
+        **SERVER_SETTINGS,
         "DATABASE_URL": f"{args.server_url}/{args.db_name}",
         # The production topology: Redis for the cache (the create throttle's history) and the channel
         # layer (which several web processes need); the same for one process, so only the count differs.
         "REDIS_URL": args.redis_url,
-        "SECRET_KEY": "bench-only-secret",
         "DATA_DIR": str(data_dir),
-        "BENCH_VIEWS": "1",
-        "API_CREATE_THROTTLE": "1000000/hour",
-        "TASK_RUNNER": "inprocess",
-        "DEBUG": "0",
-        "LOG_LEVEL": "ERROR",
-        # Plain HTTP on loopback: no TLS proxy in front, so no redirect to https.
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_HSTS_SECONDS": "0",
     }
     env.pop("WEB_CONCURRENCY", None)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -25,18 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SETTINGS = {
-    "DJANGO_SETTINGS_MODULE": "sora_controller.settings",
-    "SECRET_KEY": "bench-only-secret",
-    "BENCH_VIEWS": "1",
-    "API_CREATE_THROTTLE": "1000000/hour",
-    "TASK_RUNNER": "inprocess",
-    "DEBUG": "0",
-    "LOG_LEVEL": "ERROR",
-    "SECURE_SSL_REDIRECT": "0",
-    "SECURE_HSTS_SECONDS": "0",
-}
-CREATE_BODY = {"prompt": "A fox runs. It jumps. It sleeps.", "duration_seconds": 30, "render": False}
+from bench.api import CREATE_BODY  # noqa: E402  (after the path is set)
+from bench.api import SERVER_SETTINGS as SETTINGS  # noqa: E402
 
 
 def fixture() -> tuple[str, str]:
