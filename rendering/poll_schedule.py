@@ -46,6 +46,11 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _readable(progress: float | None) -> bool:
+    """A progress reading a pace can take in: a finite number, not below 0."""
+    return progress is not None and math.isfinite(progress) and progress >= 0
+
+
 def _usable(progress: float | None) -> bool:
     return progress is not None and math.isfinite(progress) and 0 < progress < 100
 
@@ -73,7 +78,7 @@ class Pace:
         that check, so at the pace from the submit to it the render ends no later than `end_at` says. A
         check too early costs one status call (the next follows the hint); one too late costs the user
         the difference."""
-        if progress is None or not math.isfinite(progress) or progress < 0:
+        if not _readable(progress):
             return self
         if progress == self.progress:  # not crossed yet: the crossing is after this check
             return Pace(self.progress, now, self.end_at)
@@ -96,9 +101,7 @@ class Pace:
             return None
         progress, seen_at, end_at = value
         numbers = (progress, seen_at) + (() if end_at is None else (end_at,))
-        if not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers
-        ):
+        if not all(_finite_number(v) for v in numbers):
             return None
         return cls(float(progress), float(seen_at), None if end_at is None else float(end_at))
 
@@ -107,7 +110,7 @@ def observe(pace: Pace | None, progress: float | None, now: float, since: float)
     """`pace` after a check at `now` read `progress`; a first pace from the first usable reading."""
     if pace is not None:
         return pace.after(progress, now, since)
-    if progress is None or not math.isfinite(progress) or progress < 0:
+    if not _readable(progress):
         return None
     return Pace(float(progress), now)
 
