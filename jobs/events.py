@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models.fields.files import FieldFile
+from django.db.models import Model
 
 from .models import Segment, VideoJob
 
@@ -27,17 +27,33 @@ SEGMENT_STATE = "frame-progress"
 JOB_ASSEMBLY = "job-assembly"
 JOB_STATUS = "job-status"
 
-# A file's URL as the reader should see it: relative for events and pages, absolute for the API.
-UrlOf = Callable[[FieldFile], str]
+# A stored file's URL as the reader should see it, from the storage's URL: as it is (relative) for events
+# and pages, absolute for the API.
+UrlOf = Callable[[str], str]
 Publisher = Callable[..., None]
 
 
-def relative_url(field: FieldFile) -> str:
-    return field.url
+def relative_url(url: str) -> str:
+    return url
 
 
-def _url(field: FieldFile, url_of: UrlOf) -> str | None:
-    return url_of(field) if field else None
+def stored_url(instance: Model, name: str) -> str | None:
+    """The storage URL of the file in `instance`'s file field `name`, or None when it holds none: what
+    `getattr(instance, name).url` gives, without building the FieldFile when the instance holds only the
+    file's name (as one loaded from the database does). Django keeps a FieldFile on its instance and
+    points it back at the instance: a reference cycle, which only the garbage collector frees, for every
+    file of every segment a job detail reads."""
+    value = instance.__dict__.get(name)
+    if not isinstance(value, str):  # a FieldFile or File already there, or a deferred field: Django's way
+        field_file = getattr(instance, name)
+        return field_file.url if field_file else None
+    return instance._meta.get_field(name).storage.url(value) if value else None
+
+
+def file_url(instance: Model, name: str, url_of: UrlOf = relative_url) -> str | None:
+    """The file in `instance`'s file field `name` as the reader sees it (`url_of`), or None."""
+    url = stored_url(instance, name)
+    return None if url is None else url_of(url)
 
 
 def _timestamp(value: Any) -> str | None:
@@ -64,9 +80,9 @@ def segment_state(segment: Segment, *, url_of: UrlOf = relative_url) -> dict[str
         "attempts": segment.attempts,
         "error": segment.error,
         "cost_usd": f"{segment.cost_usd:.4f}",
-        "clip_url": _url(segment.clip, url_of),
-        "thumbnail_url": _url(segment.thumbnail, url_of),
-        "last_frame_url": _url(segment.last_frame, url_of),
+        "clip_url": file_url(segment, "clip", url_of),
+        "thumbnail_url": file_url(segment, "thumbnail", url_of),
+        "last_frame_url": file_url(segment, "last_frame", url_of),
         "cached": segment.cached_from_id is not None,
         "rendered_by": segment.rendered_by,
         "take": segment.take_number,
@@ -79,8 +95,8 @@ def job_status(job: VideoJob) -> dict[str, Any]:
     return {
         "status": job.status,
         "progress": round(job.progress, 1),
-        "output_url": _url(job.output_video, relative_url),
-        "poster_url": _url(job.poster_image, relative_url),
+        "output_url": file_url(job, "output_video"),
+        "poster_url": file_url(job, "poster_image"),
         "version": job.version_number,
         "error": job.error,
     }

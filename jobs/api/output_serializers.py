@@ -12,13 +12,11 @@ the declared fields and through the direct path) and holds them equal.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.db.models import OuterRef, Subquery, Sum, Value
-from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
@@ -27,7 +25,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import ledger
-from jobs.events import relative_url, segment_state
+from jobs.events import UrlOf, file_url, relative_url, segment_state
 from jobs.models import JobStatus, ReferenceImage, SegmentStatus, SpendEntry, SpendKind, VideoJob
 
 SEGMENTATION_MODES = ("auto", "manual")
@@ -83,16 +81,12 @@ def _datetime(value: Any) -> str | None:
     return _DATETIME_FORMAT.to_representation(value) if value else None
 
 
-def _url_of(context: dict[str, Any]) -> Callable[[FieldFile], str]:
+def _url_of(context: dict[str, Any]) -> UrlOf:
     """A stored file's URL as the declared FileFields render it: absolute when a request is at hand."""
     request = context.get("request")
     if request is None:
         return relative_url
-    return lambda field: request.build_absolute_uri(field.url)
-
-
-def _file(field: FieldFile, url_of: Callable[[FieldFile], str]) -> str | None:
-    return url_of(field) if field else None
+    return request.build_absolute_uri
 
 
 # The attribute a queryset annotated with saved_annotation() carries.
@@ -204,11 +198,11 @@ def image_segment_index(image: ReferenceImage) -> int | None:
     return image.segment.index
 
 
-def reference_image_state(image: ReferenceImage, *, url_of: Callable[[FieldFile], str]) -> dict[str, Any]:
+def reference_image_state(image: ReferenceImage, *, url_of: UrlOf) -> dict[str, Any]:
     """ReferenceImageSerializer's fields, built directly."""
     return {
         "id": image.id,
-        "url": _file(image.image, url_of),
+        "url": file_url(image, "image", url_of),
         "segment_index": image_segment_index(image),
         "content_type": image.content_type,
         "width": image.width,
@@ -294,7 +288,7 @@ def cost_saved(job: VideoJob) -> Decimal:
     return ledger.job_saved(job.id) if saved is None else saved
 
 
-def job_common_state(job: VideoJob, *, url_of: Callable[[FieldFile], str]) -> dict[str, Any]:
+def job_common_state(job: VideoJob, *, url_of: UrlOf) -> dict[str, Any]:
     """_JobCommonSerializer's fields, built directly, in their declared order."""
     return {
         "id": str(job.id),
@@ -321,8 +315,8 @@ def job_common_state(job: VideoJob, *, url_of: Callable[[FieldFile], str]) -> di
         "fallback_models": [str(name) for name in job.fallback_models],
         "use_cache": bool(job.use_cache),
         "notices": [str(notice) for notice in job.notices],
-        "output_url": _file(job.output_video, url_of),
-        "poster_url": _file(job.poster_image, url_of),
+        "output_url": file_url(job, "output_video", url_of),
+        "poster_url": file_url(job, "poster_image", url_of),
         "output_duration_seconds": None
         if job.output_duration_seconds is None
         else float(job.output_duration_seconds),

@@ -135,8 +135,7 @@ class VideoJobListCreateView(JobAPIView):
             # A draft comes back from the service with the rows it wrote attached: answered without
             # reading them back. Nothing rendered yet, so nothing saved by the cache either.
             setattr(job, SAVED_ANNOTATION, Decimal(0))
-            detail = VideoJobDetailSerializer(job, context=self.context()).data
-            response = Response(detail, status=status.HTTP_201_CREATED)
+            response = self.detail_response(job, status.HTTP_201_CREATED)
         response.data.update(extra)
         response["Location"] = request.build_absolute_uri(
             reverse("api:video-job-detail", kwargs={"job_id": job.id})
