@@ -1,7 +1,7 @@
 """REST API throughput and latency under concurrency, against daphne on PostgreSQL, with one web process
 and with several (sora_controller.web_processes: daphne processes sharing one listening socket).
 
-Scenarios, each driven by the same pool of concurrent keep-alive clients:
+Scenarios, each driven by the same pool of concurrent keep-alive clients, taking turns (--rounds):
 
 - bare: a bare Django JSON view (jobs.api.bench_views) on the same server: the cost of the stack itself
 - detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 4 queries)
@@ -61,6 +61,21 @@ class Result:
     @property
     def rps(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
+
+    @classmethod
+    def combined(cls, parts: list[Result]) -> Result:
+        """One result of several runs of the same scenario: their requests, time and latencies."""
+        errors: dict[int, int] = {}
+        for part in parts:
+            for code, count in part.errors.items():
+                errors[code] = errors.get(code, 0) + count
+        return cls(
+            parts[0].name,
+            sum(part.count for part in parts),
+            errors,
+            sum(part.seconds for part in parts),
+            [latency for part in parts for latency in part.latencies_ms],
+        )
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -248,29 +263,38 @@ def run_configuration(
         "detail": (lambda s: s.get(f"{base}/api/video-jobs/{job_id}/", headers=auth), 200),
         "create": (lambda s: s.post(f"{base}/api/video-jobs/", json=body, headers=auth), 201),
     }
-    results: dict[str, Result] = {}
+    parts: dict[str, list[Result]] = {key: [] for key in requests_by_scenario}
+    cpu_seconds = dict.fromkeys(requests_by_scenario, 0.0)
     server.start()
     try:
         for key, (request, expect) in requests_by_scenario.items():
-            name = SCENARIO_NAMES[key]
             drive(
-                name, request, expect, concurrency=args.concurrency, total=args.warmup, limit=args.time_limit
+                key, request, expect, concurrency=args.concurrency, total=args.warmup, limit=args.time_limit
             )
-            cpu_before = server.cpu_seconds()
-            result = drive(
-                name,
-                request,
-                expect,
-                concurrency=args.concurrency,
-                total=args.requests,
-                limit=args.time_limit,
-            )
-            result.server_cpu_ms = (server.cpu_seconds() - cpu_before) / max(result.count, 1) * 1000
-            if result.errors:
-                print(f"warning: unexpected responses in {name!r}: {result.errors}", file=sys.stderr)
-            results[key] = result
+        # The scenarios take turns, each round a share of every scenario's requests: this machine's
+        # speed drifts by tens of percent over a minute (it shares its host), and measured one after
+        # the other the scenarios met different machines; in turns, every ratio sees the same drift.
+        for _ in range(args.rounds):
+            for key, (request, expect) in requests_by_scenario.items():
+                cpu_before = server.cpu_seconds()
+                parts[key].append(
+                    drive(
+                        SCENARIO_NAMES[key],
+                        request,
+                        expect,
+                        concurrency=args.concurrency,
+                        total=args.requests // args.rounds,
+                        limit=args.time_limit / args.rounds,
+                    )
+                )
+                cpu_seconds[key] += server.cpu_seconds() - cpu_before
     finally:
         server.stop()
+    results = {key: Result.combined(results) for key, results in parts.items()}
+    for key, result in results.items():
+        result.server_cpu_ms = cpu_seconds[key] / max(result.count, 1) * 1000
+        if result.errors:
+            print(f"warning: unexpected responses in {result.name!r}: {result.errors}", file=sys.stderr)
     return results
 
 
@@ -324,7 +348,7 @@ def print_report(runs: dict[int, dict[str, Result]], args: argparse.Namespace, l
             )
     failed = sum(sum(r.errors.values()) for run in runs.values() for r in run.values())
     print(
-        f"\n(requests per scenario: {args.requests}; unexpected responses: {failed}; "
+        f"\n(requests per scenario: {args.requests}, in {args.rounds} turns; unexpected responses: {failed}; "
         f"load average before the run: {load})"
     )
 
@@ -339,6 +363,9 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2000, help="per scenario")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="turns the scenarios take, sharing the requests"
+    )
     parser.add_argument("--warmup", type=int, default=100, help="requests per scenario before measuring")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario at most")
     parser.add_argument("--keep-db", action="store_true")
