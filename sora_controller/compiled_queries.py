@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import AutoField, Model, QuerySet, signals
+from django.db.models import AutoField, FileField, Model, QuerySet, signals
 from django.db.models.base import ModelState
 from django.db.models.query import ModelIterable, get_related_populators
 from psycopg.types.json import Json, Jsonb
@@ -386,6 +386,13 @@ def _prepared_values(instance: Model, fields: list[Any], connection: Any) -> lis
     (which the ORM's compiler resolves into SQL of its own)."""
     values = []
     for field in fields:
+        raw = instance.__dict__.get(field.attname)
+        if isinstance(field, FileField) and isinstance(raw, str):
+            # A file field holding only its file's name: that name, as pre_save and get_db_prep_save
+            # give it, without the FieldFile they build, which points back at the instance (a cycle
+            # that would leave every new segment to the garbage collector).
+            values.append(raw)
+            continue
         value = field.pre_save(instance, add=True)
         if hasattr(value, "resolve_expression"):
             return None
