@@ -28,7 +28,6 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import AutoField, FileField, Model, QuerySet, signals
 from django.db.models.base import ModelState
 from django.db.models.query import ModelIterable, get_related_populators
-from psycopg.types.json import Json, Jsonb
 
 M = TypeVar("M", bound=Model)
 
@@ -360,7 +359,8 @@ class CompiledInsert:
 
 def _json_rows(keys: list[str], rows: list[list[Any]]) -> str | None:
     """Rows of prepared values as a JSON array of objects, each value in the text PostgreSQL reads back
-    as the same value; None when one has no such form (bytes, a duration, a float that is not finite)."""
+    as the same value; None when one has no such form here (see _json_value, or a float that is not
+    finite)."""
     try:
         return json.dumps(
             [dict(zip(keys, row, strict=True)) for row in rows], default=_json_value, allow_nan=False
@@ -370,15 +370,14 @@ def _json_rows(keys: list[str], rows: list[list[Any]]) -> str | None:
 
 
 def _json_value(value: Any) -> Any:
-    # What json cannot write itself. A Decimal as its exact digits, a datetime in ISO 8601 with its
-    # offset (both as the column types read them), a JSON column's wrapper as its document.
+    # What json cannot write itself: a Decimal as its exact digits, a datetime in ISO 8601 with its
+    # offset, both as the column types read them. Anything else (a JSON column's document, a duration,
+    # bytes) is left to the ORM.
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
-    if isinstance(value, Jsonb | Json) and value.dumps is json.dumps:  # a JSONField without an encoder
-        return value.obj
-    raise TypeError(f"{type(value).__name__} has no exact JSON form")
+    raise TypeError(f"{type(value).__name__} has no exact JSON form here")
 
 
 def _prepared_values(instance: Model, fields: list[Any], connection: Any) -> list[Any] | None:
