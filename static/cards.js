@@ -68,6 +68,9 @@ export function createEstimator({ url, body, element, onResult }) {
   return {
     schedule() {
       clearTimeout(timer);
+      // Estimating from the change on, not from the request: the figures shown are stale while the
+      // debounce waits, and a reader (or a test) waiting for them to settle must wait for this one too.
+      element.dataset.estimating = "true";
       timer = setTimeout(run, ESTIMATE_DEBOUNCE_MS);
     },
     now: run,

@@ -133,6 +133,9 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     page.get_by_label("Provider", exact=True).select_option("openai-videos")
     page.get_by_label("Size", exact=True).select_option("1280x720")
     estimate_settled(page)
+    # Priced for the Videos protocol: each card takes its clip length (12 s), so nothing billed is cut.
+    check(page.get_by_test_id("cost-detail")).to_contain_text("48 s billed for 48 s shown")
+    check(page.get_by_test_id("card-0")).to_contain_text("0\u201312 s")
     cost_before = page.get_by_test_id("cost-estimate").inner_text()
     page.get_by_label("Prompt for card 2").fill("The lamp flares to life, gold light on wet glass.")
 
@@ -149,7 +152,7 @@ def test_plan_edit_and_reorder_cards_then_save_a_draft_and_render_it_from_the_li
     page.get_by_test_id("card-3-handle").drag_to(page.get_by_test_id("card-0"))
     assert card_prompts(page)[0] == last
     # Time ranges are positional: the moved card shows its new slot's range at once, not its old one.
-    assert "0\u201310 s" in page.get_by_test_id("card-0").inner_text()
+    assert "0\u201312 s" in page.get_by_test_id("card-0").inner_text()
 
     # Add, split, merge and remove: the duration follows the cards and the estimate follows too.
     page.get_by_test_id("add-card").click()
