@@ -4,11 +4,13 @@ and with several (sora_controller.web_processes: daphne processes sharing one li
 Scenarios, each driven by the same pool of concurrent keep-alive clients, taking turns (--rounds):
 
 - bare: a bare Django JSON view (jobs.api.bench_views) on the same server: the cost of the stack itself
-- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 4 queries)
-- create: POST /api/video-jobs/ with render false (validation, planning, one transaction, read back)
+- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 3 queries)
+- create: POST /api/video-jobs/ with render false (validation, planning, one insert statement, answered
+  from the rows it wrote)
 
 Prints one markdown table with, for 1 and for N processes side by side, requests/s, p50 and p99 latency,
-the web processes' CPU per request and the ratios against the bare view of the same configuration;
+the web processes' CPU per request, PostgreSQL's (when it runs on this machine: it shares the cores) and
+the ratios against the bare view of the same configuration;
 then the targets (detail >= 0.5x bare throughput and p99 <= 2x bare p99; create >= 0.35x bare) as
 met or missed for each configuration.
 
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -57,6 +60,7 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     server_cpu_ms: float = float("nan")  # the web processes' CPU per request
+    database_cpu_ms: float = float("nan")  # PostgreSQL's CPU per request, when it runs on this machine
 
     @property
     def rps(self) -> float:
@@ -198,6 +202,24 @@ class WebProcesses:
             process.wait()
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on this machine so far (its backends serve the
+    requests; the background writers are part of their cost): it shares the two cores with the web
+    processes and the load generator."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, rest = (entry / "stat").read_text().split(") ", 1)
+        except (OSError, ValueError):
+            continue
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def drive(name: str, request: Request, expect: int, *, concurrency: int, total: int, limit: float) -> Result:
     """`concurrency` threads, each with its own keep-alive session, share `total` requests (or stop at
     `limit` seconds). Latency is measured per request on the client."""
@@ -256,6 +278,8 @@ def run_configuration(
     server: WebProcesses, token: str, job_id: str, args: argparse.Namespace
 ) -> dict[str, Result]:
     """Start `server`, drive every scenario against it (warm-up first), stop it."""
+    # PostgreSQL's CPU is read from this machine's processes: only when the database runs here.
+    database_local = urlsplit(args.server_url).hostname in {"127.0.0.1", "localhost", "::1", None}
     base, auth = server.url, {"Authorization": f"Token {token}"}
     body = CREATE_BODY
     requests_by_scenario: dict[str, tuple[Request, int]] = {
@@ -265,6 +289,7 @@ def run_configuration(
     }
     parts: dict[str, list[Result]] = {key: [] for key in requests_by_scenario}
     cpu_seconds = dict.fromkeys(requests_by_scenario, 0.0)
+    database_seconds = dict.fromkeys(requests_by_scenario, 0.0)
     server.start()
     try:
         for key, (request, expect) in requests_by_scenario.items():
@@ -276,7 +301,7 @@ def run_configuration(
         # the other the scenarios met different machines; in turns, every ratio sees the same drift.
         for _ in range(args.rounds):
             for key, (request, expect) in requests_by_scenario.items():
-                cpu_before = server.cpu_seconds()
+                cpu_before, database_before = server.cpu_seconds(), database_cpu_seconds()
                 parts[key].append(
                     drive(
                         SCENARIO_NAMES[key],
@@ -288,11 +313,14 @@ def run_configuration(
                     )
                 )
                 cpu_seconds[key] += server.cpu_seconds() - cpu_before
+                database_seconds[key] += database_cpu_seconds() - database_before
     finally:
         server.stop()
     results = {key: Result.combined(results) for key, results in parts.items()}
     for key, result in results.items():
         result.server_cpu_ms = cpu_seconds[key] / max(result.count, 1) * 1000
+        if database_local:
+            result.database_cpu_ms = database_seconds[key] / max(result.count, 1) * 1000
         if result.errors:
             print(f"warning: unexpected responses in {result.name!r}: {result.errors}", file=sys.stderr)
     return results
@@ -316,8 +344,9 @@ def print_report(runs: dict[int, dict[str, Result]], args: argparse.Namespace, l
     align = ["---"]
     for n in counts:
         label = f"{n} process" + ("es" if n > 1 else "")
-        header += [f"{label}: req/s", "p50 ms", "p99 ms", "CPU ms/req", "req/s vs bare", "p99 vs bare"]
-        align += ["---:"] * 6
+        header += [f"{label}: req/s", "p50 ms", "p99 ms", "CPU ms/req", "DB CPU ms/req", "req/s vs bare"]
+        header.append("p99 vs bare")
+        align += ["---:"] * 7
     header.append(f"req/s {many} vs 1")
     align.append("---:")
     print("| " + " | ".join(header) + " |")
@@ -331,6 +360,7 @@ def print_report(runs: dict[int, dict[str, Result]], args: argparse.Namespace, l
                 f"{result.percentile(50):.1f}",
                 f"{result.percentile(99):.1f}",
                 f"{result.server_cpu_ms:.1f}",
+                f"{result.database_cpu_ms:.1f}",
                 f"{ratio(result, bare, 'throughput'):.2f}x",
                 f"{ratio(result, bare, 'p99'):.2f}x",
             ]
