@@ -49,10 +49,9 @@ def video_job_detail(
         return None
     job_id = VideoJob._meta.pk.to_python(job_id)  # a malformed id fails here as the ORM would fail
     shape = _DetailShape(staff=bool(user.is_staff), annotations=dict(annotations or {}))
-    found = _JOB.fetch(shape=shape, job_id=job_id, user_id=user.pk)
-    if not found:
+    job = _JOB.first(shape=shape, job_id=job_id, user_id=user.pk)
+    if job is None:
         return None
-    job = found[0]
     if job.owner_id == user.pk:
         VideoJob.owner.field.set_cached_value(job, user)
     attach_prefetched(job, "segments", _SEGMENTS.fetch(job_id=job.id))
@@ -110,8 +109,7 @@ _SEGMENT_WITH_JOB = CompiledQuery(
 def segment_with_job(segment_id: int) -> Segment | None:
     """A segment with its job, read as every step of its render reads it first (several times a second
     per rendering segment while polling, so the query is compiled once per process)."""
-    found = _SEGMENT_WITH_JOB.fetch(segment_id=segment_id)
-    return found[0] if found else None
+    return _SEGMENT_WITH_JOB.first(segment_id=segment_id)
 
 
 def attach_prefetched(job: VideoJob, name: str, children: list[Any]) -> None:
@@ -143,13 +141,9 @@ _JOB_IMAGE = CompiledQuery(
 )
 
 
-def _first(found: list[ReferenceImage]) -> ReferenceImage | None:
-    return found[0] if found else None
-
-
 def segment_own_image(segment: Segment) -> ReferenceImage | None:
     """The newest reference image attached to this one segment (its keyframe), if any."""
-    return _first(_SEGMENT_IMAGE.fetch(segment_id=segment.id))
+    return _SEGMENT_IMAGE.first(segment_id=segment.id)
 
 
 def segment_reference_image(segment: Segment) -> ReferenceImage | None:
@@ -162,7 +156,7 @@ def segment_reference_image(segment: Segment) -> ReferenceImage | None:
     own = segment_own_image(segment)
     if own is not None:
         return own
-    job_image = _first(_JOB_IMAGE.fetch(job_id=segment.job_id))
+    job_image = _JOB_IMAGE.first(job_id=segment.job_id)
     if job_image is None:
         return None
     if segment.job.continuity == Continuity.REFERENCE or segment.index == 0:

@@ -121,6 +121,11 @@ class CompiledQuery(Generic[M]):
             rows = cursor.fetchall()
         return self._instances(compiled, rows, using)
 
+    def first(self, *, shape: Any = None, using: str = DEFAULT_DB_ALIAS, **values: Any) -> M | None:
+        """The first instance `fetch` gives, or None (a queryset of one row, `[:1]`, asks only for it)."""
+        found = self.fetch(shape=shape, using=using, **values)
+        return found[0] if found else None
+
     def _compile(self, key: tuple[str, Hashable], shape: Any) -> _Compiled | None:
         using = key[0]
         with self._lock:

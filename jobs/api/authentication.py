@@ -23,10 +23,9 @@ _TOKEN = CompiledQuery(
 
 class CompiledTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        found = _TOKEN.fetch(key=key)
-        if not found:
+        token = _TOKEN.first(key=key)
+        if token is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        token = found[0]
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return (token.user, token)

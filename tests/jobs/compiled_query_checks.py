@@ -129,6 +129,14 @@ class TestCompiledQueryRules:
         assert [j.id for j in query.fetch(shape="A her", job_id=job.id)] == [job.id]
         assert len(query._compiled) == 1
 
+    def test_first_is_the_first_instance_or_none(self) -> None:
+        query = CompiledQuery(
+            lambda shape, job_id: VideoJob.objects.filter(id=job_id).order_by()[:1], job_id=Marker.UUID
+        )
+        job = VideoJobFactory()
+        assert query.first(job_id=job.id).id == job.id
+        assert query.first(job_id=VideoJob._meta.pk.default()) is None
+
     def test_instances_are_loaded_rows_that_save_as_updates(self) -> None:
         job = VideoJobFactory()
         loaded = selectors.video_job_detail(user=job.owner, job_id=job.id)
