@@ -5,6 +5,7 @@ nothing."""
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -217,8 +218,11 @@ def test_a_forged_or_stale_delivery_gets_400_and_changes_nothing(
     client, fal, rendering_segment, enqueued, django_capture_on_commit_callbacks, change, detail
 ):
     segment = rendering_segment("req-1")
-    # The offset is taken from now, at the moment of sending (not when the parameters were collected).
-    timestamp = int(time.time()) + change["offset"] if "offset" in change else None
+    # The offset is taken from now, at the moment of sending (not when the parameters were collected),
+    # from the whole second on its own side of now: truncated, now + 301 s could be less than 300 s
+    # ahead of the server's clock by the time it checks (a fraction of a second later).
+    offset = change.get("offset")
+    timestamp = None if offset is None else (math.ceil if offset > 0 else math.floor)(time.time()) + offset
     headers, body = signed(fal, "req-1", key=change.get("key"), timestamp=timestamp)
     if change.get("tamper"):
         body = body.replace(b'"OK"', b'"ERROR"')
