@@ -356,6 +356,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_THROTTLE_RATES": {"video_job_create": env_str("API_CREATE_THROTTLE", "60/hour")},
 }
+# How long a web process remembers an API token it authenticated (jobs.api.token_cache), so later calls
+# skip the lookup; revocations through Django reach every process at once (over Redis with REDIS_URL),
+# so this bounds only changes made around Django. 0: look the token up on every call.
+API_AUTH_CACHE_SECONDS = env_float("API_AUTH_CACHE_SECONDS", 30.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sora Controller API",
     "DESCRIPTION": "Turn one long prompt into one long video: jobs, segments, reference images, renders.",
