@@ -14,6 +14,9 @@ from django.urls import get_resolver  # noqa: E402
 
 from realtime.origin import SameOriginValidator  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from sora_controller.daphne_requests import skip_twisted_form_parsing  # noqa: E402
+
+skip_twisted_form_parsing()
 
 
 def origin_checked(app):
