@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from sora_controller.compiled_queries import CompiledQuery, Marker
+from sora_controller.compiled_queries import CompiledQuery, Marker, fetch_together
 
 from .models import Continuity, ReferenceImage, Segment, SegmentStatus, VideoJob
 
@@ -38,8 +38,9 @@ def video_job_list(*, user: Any, status: str | None = None) -> QuerySet[VideoJob
 def video_job_detail(
     *, user: Any, job_id: uuid.UUID | str, annotations: Mapping[str, Any] | None = None
 ) -> VideoJob | None:
-    """One job with its segments and reference images, in three queries whatever the number of
-    segments. `annotations`: what the caller's output needs besides (the API's cache savings), computed
+    """One job with its segments and reference images, whatever the number of segments: the job and
+    its segments in one round trip on PostgreSQL (two queries elsewhere), the images only when the job
+    has any. `annotations`: what the caller's output needs besides (the API's cache savings), computed
     in the job's query; pass the same expression objects every time (they are part of the compiled SQL).
 
     The hottest read of the project (every API detail, job page and realtime snapshot), so it runs as
@@ -49,12 +50,17 @@ def video_job_detail(
         return None
     job_id = VideoJob._meta.pk.to_python(job_id)  # a malformed id fails here as the ORM would fail
     shape = _DetailShape(staff=bool(user.is_staff), annotations=dict(annotations or {}))
-    job = _JOB.first(shape=shape, job_id=job_id, user_id=user.pk)
-    if job is None:
+    # The job and its segments in one round trip, each query scoped to what the user may see.
+    jobs, segments = fetch_together(
+        (_JOB, shape, {"job_id": job_id, "user_id": user.pk}),
+        (_VISIBLE_SEGMENTS, shape.staff, {"job_id": job_id, "user_id": user.pk}),
+    )
+    if not jobs:
         return None
+    job = jobs[0]
     if job.owner_id == user.pk:
         VideoJob.owner.field.set_cached_value(job, user)
-    attach_prefetched(job, "segments", _SEGMENTS.fetch(job_id=job.id))
+    attach_prefetched(job, "segments", segments)
     # Most jobs have no reference image: the job's own query says so, and then none is asked for.
     images = _IMAGES.fetch(job_id=job.id) if getattr(job, _HAS_IMAGES) else []
     attach_prefetched(job, "reference_images", images)
@@ -91,8 +97,12 @@ _JOB = CompiledQuery(
     job_id=Marker.UUID,
     user_id=Marker.INT,
 )
-_SEGMENTS = CompiledQuery(
-    lambda shape, job_id: Segment.objects.filter(job_id=job_id).order_by("index"), job_id=Marker.UUID
+_VISIBLE_SEGMENTS = CompiledQuery(
+    lambda staff, job_id, user_id: Segment.objects.filter(
+        job__in=video_jobs_visible_to(get_user_model()(pk=user_id, is_staff=staff)), job_id=job_id
+    ).order_by("index"),
+    job_id=Marker.UUID,
+    user_id=Marker.INT,
 )
 _IMAGES = CompiledQuery(
     lambda shape, job_id: ReferenceImage.objects.filter(job_id=job_id).order_by("created_at", "id"),

@@ -105,21 +105,29 @@ class CompiledQuery(Generic[M]):
         self._lock = threading.Lock()
 
     def fetch(self, *, shape: Any = None, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[M]:
+        prepared = self._prepared(shape, using, values)
+        if prepared is None:  # too many shapes: the ORM answers
+            return list(self.build(shape, **values).using(using))
+        compiled, params = prepared
+        with connections[using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return self._instances(compiled, rows, using)
+
+    def _prepared(self, shape: Any, using: str, values: dict[str, Any]) -> tuple[_Compiled, list[Any]] | None:
+        """The compiled SQL for `shape` and its parameters with `values` in place; None past MAX_SHAPES."""
         if values.keys() != self.markers.keys():
             raise TypeError(f"fetch() takes {sorted(self.markers)}, got {sorted(values)}")
         key = (using, self.shape_key(shape))
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compile(key, shape)
-            if compiled is None:  # too many shapes: the ORM answers
-                return list(self.build(shape, **values).using(using))
+            if compiled is None:
+                return None
         params = [
             slot.form(values[slot.name]) if isinstance(slot, _Slot) else slot for slot in compiled.params
         ]
-        with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        return self._instances(compiled, rows, using)
+        return compiled, params
 
     def first(self, *, shape: Any = None, using: str = DEFAULT_DB_ALIAS, **values: Any) -> M | None:
         """The first instance `fetch` gives, or None (a queryset of one row, `[:1]`, asks only for it)."""
@@ -220,6 +228,30 @@ def _plain_instance(model: type[Model], names: list[str], values: Any, using: st
 def _same(value: Any, marker: Any) -> bool:
     # type() first: True == 1 and 1.0 == 1 must not pass for the integer marker.
     return type(value) is type(marker) and value == marker
+
+
+def fetch_together(
+    *calls: tuple[CompiledQuery[Any], Any, dict[str, Any]], using: str = DEFAULT_DB_ALIAS
+) -> list[list[Any]]:
+    """Each call's `(query, shape, values)` fetched as query.fetch(shape=shape, **values) would, in one
+    round trip on PostgreSQL: the statements go as one message, separated by semicolons (psycopg's
+    client-side binding allows several), and each result is read in turn. Elsewhere, or when one of
+    them is past its shapes, one after the other. Every statement must be scoped on its own: all run,
+    whatever the others find."""
+    prepared = [query._prepared(shape, using, values) for query, shape, values in calls]
+    connection = connections[using]
+    if connection.vendor != "postgresql" or any(found is None for found in prepared):
+        return [query.fetch(shape=shape, using=using, **values) for query, shape, values in calls]
+    sql = "; ".join(compiled.sql for compiled, _ in prepared)
+    params = [param for _, found in prepared for param in found]
+    results: list[list[Any]] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for position, (compiled, _) in enumerate(prepared):
+            if position:
+                cursor.nextset()
+            results.append(calls[position][0]._instances(compiled, cursor.fetchall(), using))
+    return results
 
 
 # --- Inserts ------------------------------------------------------------------------------------------

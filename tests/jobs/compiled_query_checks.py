@@ -94,6 +94,46 @@ class CompiledQueryChecks:
         response = client.get(url)
         assert response.status_code == 401 and "inactive" in response.json()["detail"]
 
+    def test_the_job_and_its_segments_come_in_one_round_trip_on_postgresql(self) -> None:
+        job = VideoJobFactory(shots=("A fox runs.", "It jumps."))
+        with CaptureQueriesContext(connection) as queries:
+            loaded = selectors.video_job_detail(user=job.owner, job_id=job.id)
+        statements = [query["sql"] for query in queries.captured_queries]
+        if connection.vendor == "postgresql":
+            (both,) = statements  # one execute: the job's statement; the segments'
+            assert both.count("SELECT") >= 2 and '"jobs_segment"' in both
+        else:
+            assert len(statements) == 2
+        assert [s.prompt for s in loaded.segments.all()] == ["A fox runs.", "It jumps."]
+
+    def test_fetch_together_answers_as_each_fetch_would(self) -> None:
+        owner = UserFactory()
+        first, second = VideoJobFactory(owner=owner), VideoJobFactory(owner=owner, prompt="A heron waits.")
+        by_id = CompiledQuery(lambda shape, job_id: VideoJob.objects.filter(id=job_id), job_id=Marker.UUID)
+        by_owner = CompiledQuery(
+            lambda shape, owner_id: VideoJob.objects.filter(owner_id=owner_id).order_by(shape),
+            owner_id=Marker.INT,
+        )
+        together = compiled_queries.fetch_together(
+            (by_id, None, {"job_id": second.id}),
+            (by_owner, "created_at", {"owner_id": owner.pk}),
+            (by_id, None, {"job_id": VideoJob._meta.pk.default()}),
+        )
+        assert [[job.id for job in found] for found in together] == [[second.id], [first.id, second.id], []]
+        assert together[0][0].prompt == "A heron waits." and together[0][0]._state.adding is False
+        with pytest.raises(TypeError, match="job_id"):
+            compiled_queries.fetch_together((by_id, None, {"id": first.id}))
+
+    def test_another_persons_segments_are_not_read_even_together(self) -> None:
+        job = VideoJobFactory(shots=("A fox runs.", "It jumps.", "It sleeps."))
+        stranger, staff = UserFactory(), UserFactory(is_staff=True)
+        for viewer, expected in ((stranger, 0), (job.owner, 3), (staff, 3)):
+            (segments,) = compiled_queries.fetch_together(
+                (selectors._VISIBLE_SEGMENTS, viewer.is_staff, {"job_id": job.id, "user_id": viewer.pk})
+            )
+            assert len(segments) == expected
+        assert selectors.video_job_detail(user=stranger, job_id=job.id) is None
+
     def test_a_token_that_is_not_a_key_is_refused(self) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Marker.STR.strip()}")
@@ -128,6 +168,12 @@ class TestCompiledQueryRules:
         assert [j.id for j in query.fetch(shape="A fox", job_id=job.id)] == []
         assert [j.id for j in query.fetch(shape="A her", job_id=job.id)] == [job.id]
         assert len(query._compiled) == 1
+
+    def test_together_past_the_shape_limit_each_is_fetched_by_the_orm(self, monkeypatch) -> None:
+        monkeypatch.setattr(compiled_queries, "MAX_SHAPES", 0)
+        job = VideoJobFactory(shots=("A fox runs.", "It jumps."))
+        loaded = selectors.video_job_detail(user=job.owner, job_id=job.id)
+        assert loaded.id == job.id and [s.index for s in loaded.segments.all()] == [0, 1]
 
     def test_first_is_the_first_instance_or_none(self) -> None:
         query = CompiledQuery(
