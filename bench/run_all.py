@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
     readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
+    reports: dict[str, str] = {}
     failures = 0
     for name in chosen:
         print(f"== {name} ==", flush=True)
@@ -71,11 +71,19 @@ def main(argv: list[str]) -> int:
             print(f"{name}: exited {result.returncode}", file=sys.stderr)
             failures += 1
         try:
-            readme = replace_section(readme, name, extract_report(result.stdout))
+            reports[name] = extract_report(result.stdout)
         except ValueError as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             failures += 1
     if not args.no_readme:
+        # Read again: the run takes a while, and the prose around the tables may have changed meanwhile.
+        readme = readme_path.read_text()
+        for name, report in reports.items():
+            try:
+                readme = replace_section(readme, name, report)
+            except ValueError as exc:
+                print(f"{name}: {exc}", file=sys.stderr)
+                failures += 1
         readme_path.write_text(readme)
     return 1 if failures else 0
 
