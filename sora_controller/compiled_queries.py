@@ -235,13 +235,20 @@ def fetch_together(
 ) -> list[list[Any]]:
     """Each call's `(query, shape, values)` fetched as query.fetch(shape=shape, **values) would, in one
     round trip on PostgreSQL: the statements go as one message, separated by semicolons (psycopg's
-    client-side binding allows several), and each result is read in turn. Elsewhere, or when one of
-    them is past its shapes, one after the other. Every statement must be scoped on its own: all run,
-    whatever the others find."""
-    prepared = [query._prepared(shape, using, values) for query, shape, values in calls]
+    client-side binding allows several), and each result is read in turn. Elsewhere (another database,
+    or OPTIONS server_side_binding, which takes one statement per call), or when one of them is past
+    its shapes, one after the other. Every statement must be scoped on its own: all run, whatever the
+    others find."""
     connection = connections[using]
-    if connection.vendor != "postgresql" or any(found is None for found in prepared):
+
+    def separately() -> list[list[Any]]:
         return [query.fetch(shape=shape, using=using, **values) for query, shape, values in calls]
+
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        return separately()
+    prepared = [query._prepared(shape, using, values) for query, shape, values in calls]
+    if any(found is None for found in prepared):
+        return separately()
     sql = "; ".join(compiled.sql for compiled, _ in prepared)
     params = [param for _, found in prepared for param in found]
     results: list[list[Any]] = []

@@ -106,6 +106,15 @@ class CompiledQueryChecks:
             assert len(statements) == 2
         assert [s.prompt for s in loaded.segments.all()] == ["A fox runs.", "It jumps."]
 
+    def test_with_server_side_binding_the_statements_go_one_by_one(self, monkeypatch) -> None:
+        # psycopg's server-side binding takes one statement per call.
+        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "server_side_binding", True)
+        job = VideoJobFactory(shots=("A fox runs.", "It jumps."))
+        with CaptureQueriesContext(connection) as queries:
+            loaded = selectors.video_job_detail(user=job.owner, job_id=job.id)
+        assert len(queries.captured_queries) == 2
+        assert [s.index for s in loaded.segments.all()] == [0, 1]
+
     def test_fetch_together_answers_as_each_fetch_would(self) -> None:
         owner = UserFactory()
         first, second = VideoJobFactory(owner=owner), VideoJobFactory(owner=owner, prompt="A heron waits.")
