@@ -4,7 +4,8 @@ and with several (sora_controller.web_processes: daphne processes sharing one li
 Scenarios, each driven by the same pool of concurrent keep-alive clients, taking turns (--rounds):
 
 - bare: a bare Django JSON view (jobs.api.bench_views) on the same server: the cost of the stack itself
-- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, 3 queries)
+- detail: GET /api/video-jobs/{id}/ of a job with 10 segments (token auth, DRF, the job and its segments
+  in one round trip)
 - create: POST /api/video-jobs/ with render false (validation, planning, one insert statement, answered
   from the rows it wrote)
 

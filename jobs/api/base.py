@@ -64,7 +64,8 @@ class JobAPIView(APIView):
 
     def job_response(self, job_id: uuid.UUID, status_code: int = status.HTTP_200_OK) -> Response:
         # The job as it stands now (after whatever the view changed), its cache savings summed in the
-        # same query: three queries in all (job, segments, images), however many segments.
+        # same query: the job and its segments in one round trip (the images only if it has any),
+        # however many segments.
         return self.detail_response(self.get_job(job_id, annotations=saved_annotation()), status_code)
 
     def detail_response(self, job: VideoJob, status_code: int = status.HTTP_200_OK) -> Response:
