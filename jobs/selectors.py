@@ -73,13 +73,17 @@ class _DetailShape:
     annotations: dict[str, Any]
 
 
+def _viewer(user_id: Any, staff: bool) -> Any:
+    # The detail's queries apply the visibility rule every read uses (video_jobs_visible_to) to a
+    # stand-in user that only carries the id and the role: what their compiled SQL depends on.
+    return get_user_model()(pk=user_id, is_staff=staff)
+
+
 def _job_queryset(shape: _DetailShape, *, job_id: Any, user_id: Any) -> QuerySet[VideoJob]:
-    # The visibility rule is the one every read uses; the stand-in user only carries the id and role.
-    viewer = get_user_model()(pk=user_id, is_staff=shape.staff)
     # No ordering: the model's default (-created_at) made PostgreSQL walk the owner's (owner, created_at)
     # index through all their jobs instead of taking the primary key.
     return (
-        video_jobs_visible_to(viewer)
+        video_jobs_visible_to(_viewer(user_id, shape.staff))
         .filter(id=job_id)
         .annotate(
             **shape.annotations, **{_HAS_IMAGES: Exists(ReferenceImage.objects.filter(job=OuterRef("pk")))}
@@ -99,7 +103,7 @@ _JOB = CompiledQuery(
 )
 _VISIBLE_SEGMENTS = CompiledQuery(
     lambda staff, job_id, user_id: Segment.objects.filter(
-        job__in=video_jobs_visible_to(get_user_model()(pk=user_id, is_staff=staff)), job_id=job_id
+        job__in=video_jobs_visible_to(_viewer(user_id, staff)), job_id=job_id
     ).order_by("index"),
     job_id=Marker.UUID,
     user_id=Marker.INT,

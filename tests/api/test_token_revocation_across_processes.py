@@ -5,11 +5,7 @@ it authenticated (jobs.api.token_cache), and a revocation made through Django in
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,12 +13,11 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from tests.support.daphne import _answers, free_port
+from tests.support.daphne import WebProcesses
 from tests.support.worker import database_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLS = 40
 
 
@@ -40,7 +35,6 @@ def statuses(url: str, key: str) -> set[int]:
 
 @pytest.fixture
 def two_web_processes(tmp_path):
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -49,42 +43,12 @@ def two_web_processes(tmp_path):
         "DATA_DIR": str(tmp_path),
         "SECURE_SSL_REDIRECT": "0",
         "TASK_RUNNER": "inprocess",
-        "WEB_CONCURRENCY": "2",
     }
-    with (tmp_path / "web.log").open("wb") as log:
-        supervisor = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sora_controller.web_processes",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    web = WebProcesses(env, tmp_path / "web.log", 2, probe="/healthz").start()  # both processes up
     try:
-        deadline = time.monotonic() + 90
-        while not _answers(f"{base}/healthz"):
-            assert supervisor.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "web.log"
-            ).read_text()
-            time.sleep(0.3)
-        time.sleep(3)  # both processes up (the first to answer may be alone for a moment)
-        yield base
+        yield web.url
     finally:
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(supervisor.pid, signal.SIGKILL)
-            supervisor.wait()
+        web.stop()
 
 
 def test_a_revocation_through_django_reaches_every_web_process(two_web_processes, user):

@@ -1,4 +1,5 @@
-"""Start and stop a real daphne (HTTP + WebSocket) for browser tests, fleet tests and benchmarks."""
+"""Start and stop a real daphne (HTTP + WebSocket) for browser tests, fleet tests and benchmarks, alone or
+as the production web role (sora_controller.web_processes: several daphne processes on one socket)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,68 @@ class Daphne:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WebProcesses:
+    """The web role as deployed: sora_controller.web_processes with `processes` daphne processes."""
+
+    def __init__(self, env: dict[str, str], log: Path, processes: int, *, probe: str) -> None:
+        self.env, self.log_path, self.processes, self.probe = env, log, processes, probe
+        self.process: subprocess.Popen | None = None
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> WebProcesses:
+        command = [sys.executable, "-m", "sora_controller.web_processes", "--bind", "127.0.0.1"]
+        command += ["--port", str(self.port), "--processes", str(self.processes)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            # Every process must be up, not only the first: wait until all have loaded the app.
+            if _answers(f"{self.url}{self.probe}") and len(self.children()) == self.processes:
+                time.sleep(2.0)
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the web processes did not start; see {self.log_path}")
+
+    def children(self) -> list[int]:
+        assert self.process is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the web processes have used so far."""
+        total = 0
+        for pid in self.children():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()  # the supervisor stops its daphne processes
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
